@@ -1,0 +1,195 @@
+"""The chat websocket at /ws/chat/: JSON frames in, JSON frames out.
+
+The consumer only does socket I/O and validation of frame shapes; the domain
+work is in `chat.services`, the reply streaming in the Celery worker.
+"""
+
+import json
+import logging
+import uuid
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from . import live, services
+from .errors import ChatError
+from .models import Message
+from .events import broadcast, done_event, group_name
+
+logger = logging.getLogger(__name__)
+
+# Close code for a socket without a signed-in user (4000-4999 are free for
+# applications); the page sends the person to the sign-in page.
+CLOSE_UNAUTHENTICATED = 4401
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    async def connect(self):
+        self.user = self.scope.get("user")
+        self.groups_joined = set()
+        if self.user is None or not self.user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        await self.accept()
+
+    async def disconnect(self, code):
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        self.groups_joined = set()
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if text_data is None:
+            await self.send_error("invalid_input", "Frames must be JSON text, not binary.")
+            return
+        try:
+            frame = json.loads(text_data)
+        except ValueError:
+            await self.send_error("invalid_input", "The frame is not valid JSON.")
+            return
+        if not isinstance(frame, dict):
+            await self.send_error("invalid_input", "A frame must be a JSON object with a `type`.")
+            return
+
+        handler = {
+            "conversation.open": self.open_conversation,
+            "message.send": self.send_message,
+            "message.stop": self.stop_message,
+        }.get(frame.get("type"))
+        if handler is None:
+            await self.send_error(
+                "invalid_input",
+                f"Unknown frame type {str(frame.get('type'))[:50]!r}; expected "
+                "conversation.open, message.send or message.stop.",
+            )
+            return
+
+        try:
+            await handler(frame)
+        except ChatError as error:
+            await self.send_error(
+                error.code,
+                error.detail,
+                retry_after=error.retry_after,
+                client_id=frame.get("client_id") if frame.get("type") == "message.send" else None,
+            )
+        except Exception:
+            logger.exception("Frame %s from user %s failed", frame.get("type"), self.user.pk)
+            await self.send_error(
+                "server_error",
+                "The server failed to handle the request. Try again in a moment.",
+                client_id=frame.get("client_id"),
+            )
+
+    async def open_conversation(self, frame):
+        conversation_id = _parse_uuid(frame.get("conversation"), "conversation")
+        conversation = await database_sync_to_async(services.get_conversation_for_user)(
+            self.user, conversation_id
+        )
+        await self.subscribe(conversation.id)
+        # The snapshot is read after joining the group, so the live deltas that
+        # follow continue it; the client drops any delta it already has by seq.
+        if frame.get("message") is not None:
+            message_id = _parse_uuid(frame["message"], "message")
+            replies = [
+                await database_sync_to_async(services.get_reply_for_user)(self.user, message_id)
+            ]
+        else:
+            replies = await database_sync_to_async(services.in_flight_replies)(conversation)
+        for reply in replies:
+            await self.send_snapshot(reply)
+
+    async def send_message(self, frame):
+        client_id = _parse_uuid(frame.get("client_id"), "client_id")
+        conversation_id = frame.get("conversation")
+        if conversation_id is not None:
+            conversation_id = _parse_uuid(conversation_id, "conversation")
+        new_conversation_id = uuid.uuid4()
+        # Subscribe before the reply task can start, so no delta goes unseen.
+        await self.subscribe(conversation_id or new_conversation_id)
+
+        accepted = await database_sync_to_async(services.accept_message)(
+            self.user,
+            conversation_id=conversation_id,
+            new_conversation_id=new_conversation_id,
+            content=frame.get("content"),
+            client_id=client_id,
+        )
+        if accepted.conversation.id != (conversation_id or new_conversation_id):
+            await self.subscribe(accepted.conversation.id)
+        await self.send_json(
+            {
+                "type": "message.accepted",
+                "client_id": str(client_id),
+                "conversation": str(accepted.conversation.id),
+                "title": accepted.conversation.title,
+                "duplicate": accepted.duplicate,
+                "user_message": accepted.user_message.as_event_dict(),
+                "assistant_message": accepted.assistant_message.as_event_dict(),
+            }
+        )
+
+    async def stop_message(self, frame):
+        message_id = _parse_uuid(frame.get("message"), "message")
+        reply = await database_sync_to_async(services.get_reply_for_user)(self.user, message_id)
+        if reply.status not in Message.IN_FLIGHT:
+            # Already ended: repeat the outcome so the client can settle its view.
+            await self.send_json(done_event(reply))
+            return
+
+        await live.request_cancel(reply.id)
+        stopped = await database_sync_to_async(services.stop_queued_reply)(reply)
+        if stopped is not None:
+            await broadcast(reply.conversation_id, done_event(stopped))
+
+    async def subscribe(self, conversation_id):
+        group = group_name(conversation_id)
+        if group in self.groups_joined:
+            return
+        # A tab shows one conversation at a time; leave the others.
+        for old_group in self.groups_joined:
+            await self.channel_layer.group_discard(old_group, self.channel_name)
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.groups_joined = {group}
+
+    async def send_snapshot(self, reply: Message):
+        state = await live.read(reply.id) if reply.status in Message.IN_FLIGHT else None
+        if state is None:
+            # Ended, queued, or Redis lost the buffer: the database row is the
+            # best record of the reply so far.
+            reply = await database_sync_to_async(Message.objects.get)(pk=reply.pk)
+            state = live.LiveState(seq=reply.seq, reasoning=reply.reasoning, content=reply.content)
+        await self.send_json(
+            {
+                "type": "snapshot",
+                "message": str(reply.id),
+                "seq": state.seq,
+                "status": reply.status,
+                "reasoning": state.reasoning,
+                "content": state.content,
+                "error": reply.error(),
+                "thinking_seconds": reply.thinking_seconds(),
+            }
+        )
+
+    async def chat_event(self, message):
+        await self.send_json(message["event"])
+
+    async def send_error(self, code, detail, *, retry_after=None, client_id=None):
+        event = {"type": "error", "code": code, "detail": detail, "retry_after": retry_after}
+        if client_id is not None:
+            event["client_id"] = str(client_id)
+        await self.send_json(event)
+
+    async def send_json(self, content):
+        await self.send(text_data=json.dumps(content, ensure_ascii=False))
+
+
+def _parse_uuid(value, field_name):
+    try:
+        if not isinstance(value, str):
+            raise ValueError(value)
+        return uuid.UUID(value)
+    except ValueError:
+        raise ChatError(
+            "invalid_input", f"`{field_name}` must be a UUID string, not {str(value)[:60]!r}."
+        ) from None

@@ -1,0 +1,72 @@
+"""Build the message list sent upstream from a conversation's history.
+
+The rules follow what DeepSeek's reasoner API accepts: reasoning is never sent
+back, the first non-system message is a user message, and user and assistant
+messages alternate. History is trimmed by whole turns to a token budget.
+"""
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+# Characters in the CJK blocks cost about one token each; other text about
+# four characters a token. This is an estimate: the real tokenizer is the
+# server's, and the upstream reports exact counts afterwards.
+_CJK = re.compile(r"[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uff00-\uffef]")
+_MESSAGE_OVERHEAD_TOKENS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryItem:
+    role: str
+    content: str
+
+
+def estimate_tokens(text: str) -> int:
+    cjk = len(_CJK.findall(text))
+    return cjk + math.ceil((len(text) - cjk) / 4)
+
+
+def build_history(items: Iterable[HistoryItem], budget_tokens: int) -> list[dict]:
+    """Return upstream messages for `items`, oldest first, ending with a user message.
+
+    Assistant items with no content (failed or stopped before any output) are
+    dropped, and the user messages around them are joined, so two user
+    messages never follow each other.
+    """
+    messages: list[dict] = []
+    for item in items:
+        if not item.content.strip():
+            continue
+        if messages and messages[-1]["role"] == item.role:
+            messages[-1]["content"] += "\n\n" + item.content
+        else:
+            messages.append({"role": item.role, "content": item.content})
+
+    while messages and messages[0]["role"] != "user":
+        messages.pop(0)
+    while messages and messages[-1]["role"] != "user":
+        messages.pop()
+    return _trim_to_budget(messages, budget_tokens)
+
+
+def _trim_to_budget(messages: list[dict], budget_tokens: int) -> list[dict]:
+    # Turns start at each user message; the last turn is always kept.
+    turns = []
+    for message in messages:
+        if message["role"] == "user":
+            turns.append([message])
+        else:
+            turns[-1].append(message)
+
+    costs = [
+        sum(estimate_tokens(m["content"]) + _MESSAGE_OVERHEAD_TOKENS for m in turn)
+        for turn in turns
+    ]
+    total = sum(costs)
+    first = 0
+    while first < len(turns) - 1 and total > budget_tokens:
+        total -= costs[first]
+        first += 1
+    return [message for turn in turns[first:] for message in turn]

@@ -1,0 +1,316 @@
+"""Stream one assistant reply: upstream call, live relay, checkpoints, final state.
+
+`run_reply` is the body of the Celery task. It claims the queued reply, sends
+the history upstream, relays coalesced deltas to the conversation's channel
+group, checkpoints partial text to the database about once a second, and
+stores the final state. A stop request closes the upstream response, so no
+more tokens are generated or billed.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from django.utils import timezone
+
+from . import live
+from .errors import reply_error_message
+from .events import broadcast, done_event
+from .history import HistoryItem, build_history
+from .models import Message
+from .stream_parser import ContentDelta, Finish, ReasoningDelta, Usage
+from .upstream import Retrying, UpstreamError, stream_chat
+from .upstream_config import default_config, http_client
+
+logger = logging.getLogger(__name__)
+
+CANCEL_POLL_SECONDS = 0.25
+
+# finish_reason -> (status, error code)
+FINISH_OUTCOMES = {
+    "stop": (Message.Status.COMPLETE, ""),
+    "tool_calls": (Message.Status.COMPLETE, ""),
+    "length": (Message.Status.TRUNCATED, ""),
+    "content_filter": (Message.Status.FAILED, "content_filter"),
+    "insufficient_system_resource": (Message.Status.FAILED, "upstream_capacity"),
+}
+
+
+def db(function):
+    """Run an ORM function off the event loop, in a pool thread with a usable connection."""
+
+    def call(*args, **kwargs):
+        close_old_connections()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(call, thread_sensitive=False)
+
+
+def _claim(message_id):
+    """Move a queued reply to streaming; return it, or None if it is not queued."""
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = Message.objects.filter(pk=message_id, status=Message.Status.QUEUED).update(
+            status=Message.Status.STREAMING, started_at=now, heartbeat_at=now
+        )
+        if not claimed:
+            return None
+        return Message.objects.select_related("conversation").get(pk=message_id)
+
+
+def _history_for(reply: Message) -> list[dict]:
+    items = (
+        Message.objects.filter(conversation_id=reply.conversation_id, created_at__lt=reply.created_at)
+        .order_by("created_at")
+        .values_list("role", "content")
+    )
+    return build_history(
+        [HistoryItem(role, content) for role, content in items],
+        settings.CHAT_CONTEXT_BUDGET_TOKENS,
+    )
+
+
+def _checkpoint(message_id, fields: dict) -> None:
+    Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
+        heartbeat_at=timezone.now(), **fields
+    )
+
+
+def _finish(message_id, fields: dict) -> Message:
+    Message.objects.filter(pk=message_id).update(**fields)
+    return Message.objects.get(pk=message_id)
+
+
+@dataclass
+class Outcome:
+    status: str
+    error_code: str = ""
+    error_detail: str = ""
+    finish_reason: str = ""
+
+
+@dataclass
+class ReplyStream:
+    """The state of one reply while it streams."""
+
+    reply: Message
+    reasoning: list[str] = field(default_factory=list)
+    content: list[str] = field(default_factory=list)
+    pending_reasoning: list[str] = field(default_factory=list)
+    pending_content: list[str] = field(default_factory=list)
+    seq: int = 0
+    usage: Usage | None = None
+    finish_reason: str = ""
+    first_token_at: object = None
+    answer_started_at: object = None
+    checkpointed_seq: int = 0
+    has_pending: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def message_id(self):
+        return self.reply.id
+
+    @property
+    def conversation_id(self):
+        return self.reply.conversation_id
+
+    def add(self, event) -> None:
+        if isinstance(event, ReasoningDelta) and event.text:
+            self.first_token_at = self.first_token_at or timezone.now()
+            self.pending_reasoning.append(event.text)
+            self.has_pending.set()
+        elif isinstance(event, ContentDelta) and event.text:
+            now = timezone.now()
+            self.first_token_at = self.first_token_at or now
+            self.answer_started_at = self.answer_started_at or now
+            self.pending_content.append(event.text)
+            self.has_pending.set()
+        elif isinstance(event, Usage):
+            self.usage = event
+        elif isinstance(event, Finish):
+            self.finish_reason = event.reason
+
+    async def flush(self) -> None:
+        """Send pending text as one event per kind, after storing it in the live buffer."""
+        self.has_pending.clear()
+        reasoning = "".join(self.pending_reasoning)
+        content = "".join(self.pending_content)
+        self.pending_reasoning.clear()
+        self.pending_content.clear()
+        if not reasoning and not content:
+            return
+        self.reasoning.append(reasoning)
+        self.content.append(content)
+        for kind, seq, text in await live.append(self.message_id, reasoning, content):
+            self.seq = seq
+            await broadcast(
+                self.conversation_id,
+                {"type": f"{kind}.delta", "message": str(self.message_id), "seq": seq, "text": text},
+            )
+
+    def checkpoint_fields(self) -> dict:
+        fields = {
+            "reasoning": "".join(self.reasoning),
+            "content": "".join(self.content),
+            "seq": self.seq,
+        }
+        if self.first_token_at:
+            fields["first_token_at"] = self.first_token_at
+        if self.answer_started_at:
+            fields["answer_started_at"] = self.answer_started_at
+        return fields
+
+    async def relay(self) -> None:
+        """Flush coalesced deltas and checkpoint to the database, until cancelled."""
+        last_checkpoint = time.monotonic()
+        while True:
+            try:
+                await asyncio.wait_for(self.has_pending.wait(), settings.CHAT_CHECKPOINT_SECONDS)
+                # Let more deltas gather so one event carries tens of milliseconds of text.
+                await asyncio.sleep(settings.CHAT_COALESCE_SECONDS)
+                await self.flush()
+            except TimeoutError:
+                pass
+            if time.monotonic() - last_checkpoint >= settings.CHAT_CHECKPOINT_SECONDS:
+                last_checkpoint = time.monotonic()
+                fields = self.checkpoint_fields() if self.seq != self.checkpointed_seq else {}
+                await db(_checkpoint)(self.message_id, fields)
+                self.checkpointed_seq = self.seq
+
+    async def consume(self, messages: list[dict]) -> Outcome:
+        config = default_config()
+        try:
+            async with contextlib.aclosing(
+                stream_chat(
+                    http_client(),
+                    config,
+                    messages,
+                    max_tokens=settings.CHAT_MAX_OUTPUT_TOKENS,
+                )
+            ) as events:
+                async for event in events:
+                    if isinstance(event, Retrying):
+                        await self._announce_retry(event)
+                    else:
+                        self.add(event)
+        except UpstreamError as error:
+            logger.warning(
+                "Reply %s failed upstream: %s (status %s): %s",
+                self.message_id,
+                error.code,
+                error.status,
+                error.detail,
+            )
+            return Outcome(Message.Status.FAILED, error.code, error.detail)
+
+        status, error_code = FINISH_OUTCOMES.get(
+            self.finish_reason, (Message.Status.COMPLETE, "")
+        )
+        return Outcome(status, error_code, finish_reason=self.finish_reason)
+
+    async def _announce_retry(self, event: Retrying) -> None:
+        logger.info(
+            "Reply %s: upstream %s, retry %d in %.1f s",
+            self.message_id,
+            event.error.code,
+            event.attempt,
+            event.delay,
+        )
+        await broadcast(
+            self.conversation_id,
+            {
+                "type": "message.status",
+                "message": str(self.message_id),
+                "status": "waiting",
+                "reason": event.error.code,
+                "attempt": event.attempt,
+                "retry_in": round(event.delay, 1),
+            },
+        )
+
+
+async def _watch_cancel(message_id) -> None:
+    while not await live.is_cancelled(message_id):
+        await asyncio.sleep(CANCEL_POLL_SECONDS)
+
+
+async def run_reply(message_id) -> None:
+    reply = await db(_claim)(message_id)
+    if reply is None:
+        logger.info("Reply %s is not queued any more; nothing to do", message_id)
+        return
+
+    stream = ReplyStream(reply)
+    try:
+        outcome = await _stream(stream)
+    except Exception:
+        logger.exception("Reply %s failed with an internal error", message_id)
+        outcome = Outcome(Message.Status.FAILED, "internal_error")
+    await _store_outcome(stream, outcome)
+
+
+async def _stream(stream: ReplyStream) -> Outcome:
+    await live.start(stream.message_id)
+    await broadcast(
+        stream.conversation_id,
+        {"type": "message.status", "message": str(stream.message_id), "status": "streaming"},
+    )
+    messages = await db(_history_for)(stream.reply)
+
+    relay = asyncio.create_task(stream.relay())
+    consume = asyncio.create_task(stream.consume(messages))
+    watch = asyncio.create_task(_watch_cancel(stream.message_id))
+    try:
+        await asyncio.wait({consume, watch}, return_when=asyncio.FIRST_COMPLETED)
+        if consume.done():
+            return consume.result()
+        # Cancelling the consumer closes the upstream response at once.
+        consume.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consume
+        logger.info("Reply %s stopped by the user", stream.message_id)
+        return Outcome(Message.Status.STOPPED)
+    finally:
+        for task in (relay, watch, consume):
+            task.cancel()
+        await asyncio.gather(relay, watch, consume, return_exceptions=True)
+        await stream.flush()
+
+
+async def _store_outcome(stream: ReplyStream, outcome: Outcome) -> None:
+    fields = stream.checkpoint_fields()
+    usage = stream.usage
+    detail = outcome.error_detail
+    if outcome.error_code:
+        detail = str(reply_error_message(outcome.error_code))
+        if outcome.error_detail:
+            detail = f"{detail} ({outcome.error_detail})"
+    now = timezone.now()
+    fields.update(
+        status=outcome.status,
+        finish_reason=outcome.finish_reason,
+        error_code=outcome.error_code,
+        error_detail=detail,
+        finished_at=now,
+        heartbeat_at=now,
+    )
+    if usage is not None:
+        fields.update(
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cache_hit_tokens=usage.prompt_cache_hit_tokens,
+            cache_miss_tokens=usage.prompt_cache_miss_tokens,
+        )
+    reply = await db(_finish)(stream.message_id, fields)
+    await broadcast(stream.conversation_id, done_event(reply))
+    await live.finish(stream.message_id)
+    logger.info("Reply %s ended %s", reply.id, reply.status)

@@ -1,0 +1,177 @@
+"""Domain operations on conversations and messages, called by the consumer and views.
+
+Functions here are synchronous and run inside database transactions; the
+consumer calls them through `database_sync_to_async`.
+"""
+
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .errors import ChatError
+from .models import Conversation, Message
+from .tasks import generate_reply
+
+logger = logging.getLogger(__name__)
+
+TITLE_MAX_CHARS = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    conversation: Conversation
+    user_message: Message
+    assistant_message: Message
+    duplicate: bool
+
+
+def get_conversation_for_user(user, conversation_id) -> Conversation:
+    """Return the user's conversation; anyone else gets `not_found`, learning nothing."""
+    try:
+        return Conversation.objects.get(pk=conversation_id, owner=user)
+    except (Conversation.DoesNotExist, ValueError):
+        raise ChatError("not_found") from None
+
+
+def title_from_content(content: str) -> str:
+    first_line = next((line for line in content.splitlines() if line.strip()), "")
+    title = re.sub(r"\s+", " ", first_line).strip()
+    if len(title) > TITLE_MAX_CHARS:
+        title = title[: TITLE_MAX_CHARS - 1].rstrip() + "…"
+    return title
+
+
+def validate_content(content) -> str:
+    if not isinstance(content, str):
+        raise ChatError("invalid_input", "`content` must be a string.")
+    if "\x00" in content:
+        raise ChatError("invalid_input", "The message contains a NUL character; remove it.")
+    if not content.strip():
+        raise ChatError("invalid_input", "The message is empty; type something to send.")
+    limit = settings.CHAT_MAX_INPUT_CHARS
+    if len(content) > limit:
+        raise ChatError(
+            "invalid_input",
+            f"The message has {len(content)} characters; the limit is {limit}. Shorten it.",
+        )
+    return content
+
+
+def accept_message(user, *, conversation_id, new_conversation_id, content, client_id) -> Accepted:
+    """Store a user message and a queued reply, and enqueue the reply task on commit.
+
+    `new_conversation_id` names the conversation to create when
+    `conversation_id` is None, so the caller can subscribe to it first.
+    A resend with a known `client_id` returns the stored messages.
+    """
+    duplicate = _find_duplicate(user, client_id)
+    if duplicate:
+        return duplicate
+    content = validate_content(content)
+
+    try:
+        with transaction.atomic():
+            conversation = _conversation_for_send(user, conversation_id, new_conversation_id, content)
+            user_message = Message.objects.create(
+                conversation=conversation,
+                role=Message.Role.USER,
+                status=Message.Status.COMPLETE,
+                content=content,
+                client_id=client_id,
+            )
+            assistant_message = Message.objects.create(
+                conversation=conversation,
+                role=Message.Role.ASSISTANT,
+                status=Message.Status.QUEUED,
+                model=settings.DEEPSEEK_MODEL,
+            )
+            Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+            transaction.on_commit(
+                lambda: generate_reply.delay(message_id=str(assistant_message.id))
+            )
+    except IntegrityError:
+        # Two sends with the same client_id raced; the other one won.
+        duplicate = _find_duplicate(user, client_id)
+        if duplicate:
+            return duplicate
+        raise
+
+    logger.info(
+        "Accepted message %s in conversation %s; reply %s queued",
+        user_message.id,
+        conversation.id,
+        assistant_message.id,
+    )
+    return Accepted(conversation, user_message, assistant_message, duplicate=False)
+
+
+def _find_duplicate(user, client_id) -> Accepted | None:
+    user_message = (
+        Message.objects.select_related("conversation").filter(client_id=client_id).first()
+    )
+    if user_message is None:
+        return None
+    if user_message.conversation.owner_id != user.pk:
+        raise ChatError("invalid_input", "This client_id is already used; send a new UUID.")
+    assistant_message = (
+        Message.objects.filter(
+            conversation=user_message.conversation,
+            role=Message.Role.ASSISTANT,
+            created_at__gte=user_message.created_at,
+        )
+        .order_by("created_at")
+        .first()
+    )
+    return Accepted(user_message.conversation, user_message, assistant_message, duplicate=True)
+
+
+def _conversation_for_send(user, conversation_id, new_conversation_id, content) -> Conversation:
+    if conversation_id is None:
+        return Conversation.objects.create(
+            id=new_conversation_id or uuid.uuid4(), owner=user, title=title_from_content(content)
+        )
+
+    try:
+        conversation = Conversation.objects.select_for_update().get(
+            pk=conversation_id, owner=user
+        )
+    except (Conversation.DoesNotExist, ValueError):
+        raise ChatError("not_found") from None
+    if conversation.messages.filter(status__in=Message.IN_FLIGHT).exists():
+        raise ChatError("busy")
+    return conversation
+
+
+def get_reply_for_user(user, message_id) -> Message:
+    try:
+        return Message.objects.select_related("conversation").get(
+            pk=message_id, role=Message.Role.ASSISTANT, conversation__owner=user
+        )
+    except (Message.DoesNotExist, ValueError):
+        raise ChatError("not_found") from None
+
+
+def stop_queued_reply(message: Message) -> Message | None:
+    """Stop a reply that no worker has claimed yet; return it, or None if it was claimed.
+
+    A claimed reply is stopped by the worker, which sees the cancel flag.
+    """
+    now = timezone.now()
+    updated = Message.objects.filter(pk=message.pk, status=Message.Status.QUEUED).update(
+        status=Message.Status.STOPPED, finished_at=now, heartbeat_at=now
+    )
+    return Message.objects.get(pk=message.pk) if updated else None
+
+
+def in_flight_replies(conversation) -> list[Message]:
+    return list(
+        conversation.messages.filter(
+            Q(status__in=Message.IN_FLIGHT), role=Message.Role.ASSISTANT
+        ).order_by("created_at")
+    )

@@ -1,0 +1,76 @@
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import render
+from django.utils.translation import gettext as _
+
+from .errors import ChatError, REPLY_ERRORS, REQUEST_ERRORS
+from .models import Conversation
+from .services import get_conversation_for_user
+
+SIDEBAR_CONVERSATIONS = 100
+
+
+@login_required
+def index(request):
+    return _chat_page(request, conversation=None)
+
+
+@login_required
+def conversation(request, conversation_id):
+    try:
+        current = get_conversation_for_user(request.user, conversation_id)
+    except ChatError:
+        raise Http404(_("Conversation not found.")) from None
+    return _chat_page(request, conversation=current)
+
+
+def _chat_page(request, conversation):
+    conversations = Conversation.objects.filter(owner=request.user).only(
+        "id", "title", "updated_at"
+    )[:SIDEBAR_CONVERSATIONS]
+    messages = []
+    if conversation is not None:
+        messages = [message.as_event_dict() for message in conversation.messages.all()]
+
+    page_data = {
+        "conversation": str(conversation.id) if conversation else None,
+        "messages": messages,
+        "maxInputChars": settings.CHAT_MAX_INPUT_CHARS,
+        "errors": {code: str(text) for code, text in {**REQUEST_ERRORS, **REPLY_ERRORS}.items()},
+        "strings": _page_strings(),
+    }
+    return render(
+        request,
+        "chat/chat.html",
+        {
+            "conversation": conversation,
+            "conversations": conversations,
+            "page_data": page_data,
+        },
+    )
+
+
+def _page_strings():
+    """Return the texts the chat script shows, in the request's language."""
+    return {
+        "you": _("You"),
+        "assistant": _("Assistant"),
+        "thinking": _("Thinking…"),
+        "thinkingFor": _("Thinking for %(seconds)s s"),
+        "thoughtFor": _("Thought for %(seconds)s s"),
+        "reasoning": _("Reasoning"),
+        "queued": _("Waiting for the model…"),
+        "waiting": _("The model server is busy; retry %(attempt)s in %(seconds)s s…"),
+        "stopped": _("Stopped."),
+        "truncated": _("The reply reached its length limit and was cut off."),
+        "interrupted": _("The reply was interrupted."),
+        "failed": _("The reply failed."),
+        "copy": _("Copy"),
+        "copied": _("Copied"),
+        "connecting": _("Connecting…"),
+        "reconnecting": _("Connection lost. Reconnecting…"),
+        "tooLong": _("The message has %(count)s characters; the limit is %(limit)s."),
+        "newChat": _("New chat"),
+        "untitled": _("Untitled"),
+    }

@@ -1,0 +1,19 @@
+"""Settings for the test suite: the production settings with test defaults.
+
+Tests run against a real PostgreSQL and Redis on this machine; each default
+here can be overridden by the same environment variable.
+"""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-only-key-" + "x" * 50)
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chatsite")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
+
+from .settings import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
