@@ -1,0 +1,289 @@
+"""The chat websocket, driven in-process against a real worker, Redis and simulator."""
+
+import asyncio
+import json
+import uuid
+
+import httpx
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.sessions.backends.db import SessionStore
+
+from chat.models import Message
+from chatsite.asgi import application
+from tests.factories import make_conversation, make_user
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
+
+EVENT_TIMEOUT = 20
+
+
+def session_cookie(user) -> str:
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.save()
+    return f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
+
+
+def communicator_for(cookie=None, origin="http://localhost"):
+    headers = [(b"host", b"localhost")]
+    if origin:
+        headers.append((b"origin", origin.encode()))
+    if cookie:
+        headers.append((b"cookie", cookie.encode()))
+    return WebsocketCommunicator(application, "/ws/chat/", headers=headers)
+
+
+async def receive(communicator, timeout=EVENT_TIMEOUT):
+    return json.loads(await communicator.receive_from(timeout=timeout))
+
+
+async def receive_until(communicator, predicate, timeout=EVENT_TIMEOUT):
+    """Return every frame up to and including the first one matching `predicate`."""
+    frames = []
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = await receive(communicator, timeout)
+            frames.append(frame)
+            if predicate(frame):
+                return frames
+
+
+def is_done(frame):
+    return frame["type"] == "message.done"
+
+
+@pytest.fixture
+def owner_cookie(owner):
+    return session_cookie(owner)
+
+
+@pytest.fixture
+def outsider_cookie(outsider):
+    return session_cookie(outsider)
+
+
+@pytest.fixture
+def live_stack(worker, simulator):
+    return simulator
+
+
+async def connect(cookie):
+    communicator = communicator_for(cookie)
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+def send_frame(content, conversation=None, client_id=None):
+    return {
+        "type": "message.send",
+        "conversation": conversation,
+        "content": content,
+        "client_id": str(client_id or uuid.uuid4()),
+    }
+
+
+async def test_anonymous_socket_closed():
+    communicator = communicator_for(cookie=None)
+    connected, code = await communicator.connect()
+    assert connected is False
+    assert code == 4401
+
+
+async def test_foreign_origin_rejected(owner_cookie):
+    communicator = communicator_for(owner_cookie, origin="http://evil.example")
+    connected, _ = await communicator.connect()
+    assert connected is False
+
+
+async def test_outsider_open_not_found(owner, outsider_cookie):
+    conversation = await asyncio.to_thread(make_conversation, owner)
+    communicator = await connect(outsider_cookie)
+    await communicator.send_json_to(
+        {"type": "conversation.open", "conversation": str(conversation.id)}
+    )
+    frame = await receive(communicator)
+    assert frame["type"] == "error"
+    assert frame["code"] == "not_found"
+    await communicator.disconnect()
+
+
+async def test_outsider_send_not_found(owner, outsider_cookie):
+    conversation = await asyncio.to_thread(make_conversation, owner)
+    communicator = await connect(outsider_cookie)
+    client_id = uuid.uuid4()
+    await communicator.send_json_to(send_frame("hi", str(conversation.id), client_id))
+    frame = await receive(communicator)
+    assert frame == {
+        "type": "error",
+        "code": "not_found",
+        "detail": "That conversation or message does not exist.",
+        "retry_after": None,
+        "client_id": str(client_id),
+    }
+    assert await asyncio.to_thread(Message.objects.count) == 0
+    await communicator.disconnect()
+
+
+async def test_outsider_stop_not_found(live_stack, owner_cookie, outsider_cookie):
+    owner_socket = await connect(owner_cookie)
+    await owner_socket.send_json_to(send_frame("[sim rate=20 reasoning=40 answer=10]\nslow"))
+    accepted = await receive(owner_socket)
+    reply_id = accepted["assistant_message"]["id"]
+
+    outsider_socket = await connect(outsider_cookie)
+    await outsider_socket.send_json_to({"type": "message.stop", "message": reply_id})
+    frame = await receive(outsider_socket)
+    assert frame["code"] == "not_found"
+
+    frames = await receive_until(owner_socket, is_done)
+    assert frames[-1]["status"] == "complete"
+    await owner_socket.disconnect()
+    await outsider_socket.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("not json", "not valid JSON"),
+        ("[1, 2]", "JSON object"),
+        ('{"type": "nope"}', "Unknown frame type"),
+        ('{"type": "conversation.open", "conversation": 5}', "must be a UUID"),
+        ('{"type": "message.send", "content": "x", "client_id": "abc"}', "must be a UUID"),
+    ],
+)
+async def test_bad_frame_error_socket_stays_open(owner_cookie, raw, expected):
+    communicator = await connect(owner_cookie)
+    await communicator.send_to(text_data=raw)
+    frame = await receive(communicator)
+    assert frame["type"] == "error"
+    assert frame["code"] == "invalid_input"
+    assert expected in frame["detail"]
+    # The socket still works after the error.
+    await communicator.send_to(text_data='{"type": "nope"}')
+    assert (await receive(communicator))["type"] == "error"
+    await communicator.disconnect()
+
+
+async def test_send_streams_reasoning_then_answer(live_stack, owner_cookie):
+    communicator = await connect(owner_cookie)
+    client_id = uuid.uuid4()
+    await communicator.send_json_to(send_frame("[sim rate=0]\nWhat is 2 + 2?", client_id=client_id))
+    accepted = await receive(communicator)
+    assert accepted["type"] == "message.accepted"
+    assert accepted["client_id"] == str(client_id)
+    assert accepted["user_message"]["role"] == "user"
+    assert accepted["assistant_message"]["status"] == "queued"
+
+    frames = await receive_until(communicator, is_done)
+    deltas = [f for f in frames if f["type"].endswith(".delta")]
+    assert [f["seq"] for f in deltas] == list(range(1, len(deltas) + 1))
+    kinds = [f["type"] for f in deltas]
+    assert kinds[0] == "reasoning.delta"
+    # All reasoning comes before the answer.
+    assert kinds == sorted(kinds, key=lambda kind: kind != "reasoning.delta")
+    done = frames[-1]
+    assert done["status"] == "complete"
+    assert done["error"] is None
+    assert done["usage"]["completion_tokens"] > 0
+
+    reply = await asyncio.to_thread(Message.objects.get, pk=accepted["assistant_message"]["id"])
+    assert reply.reasoning == "".join(f["text"] for f in deltas if f["type"] == "reasoning.delta")
+    assert reply.content == "".join(f["text"] for f in deltas if f["type"] == "content.delta")
+    assert reply.status == Message.Status.COMPLETE
+    assert reply.seq == deltas[-1]["seq"]
+    assert reply.first_token_at is not None and reply.finished_at is not None
+    await communicator.disconnect()
+
+
+async def test_duplicate_client_id_not_second_message(live_stack, owner_cookie):
+    communicator = await connect(owner_cookie)
+    frame = send_frame("[sim rate=0]\nhello")
+    await communicator.send_json_to(frame)
+    first = await receive(communicator)
+    await receive_until(communicator, is_done)
+
+    await communicator.send_json_to(frame)
+    second = await receive(communicator)
+    assert second["type"] == "message.accepted"
+    assert second["duplicate"] is True
+    assert second["user_message"]["id"] == first["user_message"]["id"]
+    assert second["assistant_message"]["id"] == first["assistant_message"]["id"]
+    assert await asyncio.to_thread(Message.objects.count) == 2
+    await communicator.disconnect()
+
+
+async def test_stop_closes_upstream(live_stack, owner_cookie):
+    communicator = await connect(owner_cookie)
+    await communicator.send_json_to(send_frame("[sim rate=10 reasoning=300]\nthink long"))
+    accepted = await receive(communicator)
+    reply_id = accepted["assistant_message"]["id"]
+    await receive_until(communicator, lambda f: f["type"] == "reasoning.delta")
+
+    await communicator.send_json_to({"type": "message.stop", "message": reply_id})
+    frames = await receive_until(communicator, is_done, timeout=5)
+    assert frames[-1]["status"] == "stopped"
+
+    reply = await asyncio.to_thread(Message.objects.get, pk=reply_id)
+    assert reply.status == Message.Status.STOPPED
+    assert reply.reasoning  # what arrived is kept
+    requests = httpx.get(f"{live_stack}/_sim/requests").json()
+    assert any(r["client_disconnected"] for r in requests if "think long" in json.dumps(r["body"]))
+    await communicator.disconnect()
+
+
+async def test_stop_before_first_token(live_stack, owner_cookie):
+    communicator = await connect(owner_cookie)
+    await communicator.send_json_to(send_frame("[sim queue=30 keepalive=1]\nqueued for long"))
+    accepted = await receive(communicator)
+    reply_id = accepted["assistant_message"]["id"]
+    await receive_until(communicator, lambda f: f.get("status") == "streaming")
+
+    await communicator.send_json_to({"type": "message.stop", "message": reply_id})
+    frames = await receive_until(communicator, is_done, timeout=5)
+    assert frames[-1]["status"] == "stopped"
+    reply = await asyncio.to_thread(Message.objects.get, pk=reply_id)
+    assert reply.content == ""
+    assert reply.reasoning == ""
+    await communicator.disconnect()
+
+
+async def test_open_mid_stream_snapshot_then_deltas(live_stack, owner_cookie):
+    first = await connect(owner_cookie)
+    await first.send_json_to(send_frame("[sim rate=40 reasoning=60 answer=40]\nstream it"))
+    accepted = await receive(first)
+    reply_id = accepted["assistant_message"]["id"]
+    await receive_until(first, lambda f: f["type"] == "reasoning.delta" and f["seq"] >= 3)
+
+    second = await connect(owner_cookie)
+    await second.send_json_to(
+        {"type": "conversation.open", "conversation": accepted["conversation"]}
+    )
+    frames = await receive_until(second, is_done)
+    snapshot = frames[0]
+    assert snapshot["type"] == "snapshot"
+    assert snapshot["message"] == reply_id
+    assert snapshot["seq"] >= 3
+
+    # What the second tab shows: the snapshot, then each delta it has not seen.
+    reasoning, content, seq = snapshot["reasoning"], snapshot["content"], snapshot["seq"]
+    for frame in frames[1:]:
+        if frame["type"].endswith(".delta") and frame["seq"] > seq:
+            assert frame["seq"] == seq + 1
+            seq = frame["seq"]
+            if frame["type"] == "reasoning.delta":
+                reasoning += frame["text"]
+            else:
+                content += frame["text"]
+
+    reply = await asyncio.to_thread(Message.objects.get, pk=reply_id)
+    assert reasoning == reply.reasoning
+    assert content == reply.content
+    assert frames[-1]["seq"] == seq
+    await first.disconnect()
+    await second.disconnect()
