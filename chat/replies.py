@@ -112,6 +112,7 @@ class ReplyStream:
     first_token_at: object = None
     answer_started_at: object = None
     checkpointed_seq: int = 0
+    closing: bool = False
     has_pending: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -169,21 +170,34 @@ class ReplyStream:
         return fields
 
     async def relay(self) -> None:
-        """Flush coalesced deltas and checkpoint to the database, until cancelled."""
+        """Flush coalesced deltas and checkpoint to the database until `close()`.
+
+        The loop is never cancelled inside `flush()`: text taken from the
+        pending lists must reach the live buffer and the sockets.
+        """
         last_checkpoint = time.monotonic()
-        while True:
+        while not self.closing:
             try:
                 await asyncio.wait_for(self.has_pending.wait(), settings.CHAT_CHECKPOINT_SECONDS)
-                # Let more deltas gather so one event carries tens of milliseconds of text.
-                await asyncio.sleep(settings.CHAT_COALESCE_SECONDS)
-                await self.flush()
             except TimeoutError:
                 pass
-            if time.monotonic() - last_checkpoint >= settings.CHAT_CHECKPOINT_SECONDS:
+            else:
+                if not self.closing:
+                    # Let more deltas gather so one event carries tens of milliseconds of text.
+                    await asyncio.sleep(settings.CHAT_COALESCE_SECONDS)
+                await self.flush()
+            if not self.closing and (
+                time.monotonic() - last_checkpoint >= settings.CHAT_CHECKPOINT_SECONDS
+            ):
                 last_checkpoint = time.monotonic()
                 fields = self.checkpoint_fields() if self.seq != self.checkpointed_seq else {}
                 await db(_checkpoint)(self.message_id, fields)
                 self.checkpointed_seq = self.seq
+
+    def close(self) -> None:
+        """Make `relay()` flush what is pending and return."""
+        self.closing = True
+        self.has_pending.set()
 
     async def consume(self, messages: list[dict]) -> Outcome:
         config = default_config()
@@ -279,8 +293,9 @@ async def _stream(stream: ReplyStream) -> Outcome:
         logger.info("Reply %s stopped by the user", stream.message_id)
         return Outcome(Message.Status.STOPPED)
     finally:
-        for task in (relay, watch, consume):
+        for task in (watch, consume):
             task.cancel()
+        stream.close()
         await asyncio.gather(relay, watch, consume, return_exceptions=True)
         await stream.flush()
 

@@ -49,7 +49,7 @@ async function buildThemes() {
   await writeFile(path.join(outDir, "hljs-dark.css"), dark);
 
   // Nesting the dark rules under a root selector gives them a higher specificity than
-  // the light rules, so they win wherever both match; esbuild then flattens the nesting.
+  // the light rules, so they win wherever both match. esbuild then flattens the nesting.
   const combined = [
     light,
     `@media (prefers-color-scheme: dark) {\n:root:not([data-theme="light"]) {\n${dark}\n}\n}`,
@@ -80,7 +80,7 @@ async function licenceTexts(packageDir) {
     .filter((name) => /^(licen[cs]e|copying)/i.test(name))
     .sort();
   if (files.length === 0) {
-    throw new Error(`No LICENSE file found in ${packageDir}; add its licence text by hand.`);
+    throw new Error(`No LICENSE file found in ${packageDir}. Add its licence text by hand.`);
   }
   return Promise.all(
     files.map(async (name) => ({ name, text: await readFile(path.join(packageDir, name), "utf8") })),
@@ -118,4 +118,4 @@ await mkdir(outDir, { recursive: true });
 const inputs = await bundleScript();
 await buildThemes();
 const bundled = await writeLicences(inputs);
-console.log(`static/vendor/ written; bundled packages: ${bundled.join(", ")}`);
+console.log(`Wrote static/vendor/. Bundled packages: ${bundled.join(", ")}`);

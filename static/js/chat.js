@@ -69,7 +69,7 @@ function createMessageView(message) {
   details.append(summary, reasoningBody);
 
   const answer = document.createElement("div");
-  answer.className = "answer markdown-body";
+  answer.className = "answer markdown";
   const status = document.createElement("div");
   status.className = "message-status";
   status.setAttribute("role", "status");

@@ -6,6 +6,7 @@ import uuid
 
 import httpx
 import pytest
+from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
@@ -55,6 +56,14 @@ async def receive_until(communicator, predicate, timeout=EVENT_TIMEOUT):
 
 def is_done(frame):
     return frame["type"] == "message.done"
+
+
+@pytest.fixture(autouse=True)
+def fresh_channel_layer():
+    """Give each test's event loop its own channel layer; one must not cross loops."""
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
 
 
 @pytest.fixture
