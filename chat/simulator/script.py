@@ -182,11 +182,14 @@ def _apply_pair(options: Options, key: str, raw: str) -> None:
 
 
 def apply_directives(text: str, options: Options) -> str:
-    """Apply every `[sim ...]` directive in `text` to `options` and return the text without them.
+    """Apply the last `[sim ...]` directive in `text` to `options`; return the text without any.
 
+    Only the last one counts because a chat site may join several user turns
+    into one message (after a failed reply), each with its own directive.
     Raises DirectiveError on an unknown key, a malformed pair or an invalid value.
     """
-    for match in DIRECTIVE_RE.finditer(text):
+    matches = list(DIRECTIVE_RE.finditer(text))
+    for match in matches[-1:]:
         for pair in (match.group(1) or "").split():
             key, sep, raw = pair.partition("=")
             if not sep or not key or not raw:

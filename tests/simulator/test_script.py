@@ -29,6 +29,14 @@ def test_directive_inline_keeps_other_lines():
     assert options.fault == "no_done"
 
 
+def test_last_directive_wins():
+    options = Options()
+    text = apply_directives("first\n[sim fault=http_500]\n\nsecond\n[sim rate=0]", options)
+    assert text == "first\n\nsecond"
+    assert options.fault is None
+    assert options.rate == 0
+
+
 def test_fault_key_value_form():
     options = Options()
     apply_directives("[sim fault=reset_after=3 times=2]", options)
