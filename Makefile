@@ -19,6 +19,5 @@ vendor:
 
 # Extract and compile the translations.
 messages:
-	.venv/bin/python manage.py makemessages --locale zh_Hans --ignore ".venv/*" --ignore "node_modules/*" --ignore "static/vendor/*"
-	.venv/bin/python manage.py makemessages --domain djangojs --locale zh_Hans --ignore ".venv/*" --ignore "node_modules/*" --ignore "static/vendor/*"
-	.venv/bin/python manage.py compilemessages --locale zh_Hans
+	.venv/bin/python manage.py makemessages --locale zh_Hans --no-obsolete --ignore ".venv/*" --ignore "node_modules/*" --ignore "static/vendor/*" --ignore "tests/*"
+	.venv/bin/python manage.py compilemessages --locale zh_Hans --ignore ".venv/*" --ignore "node_modules/*"

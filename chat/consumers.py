@@ -10,11 +10,14 @@ import uuid
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.http import HttpRequest
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from . import live, services
-from .errors import ChatError
-from .models import Message
+from .errors import REQUEST_ERRORS, ChatError
 from .events import broadcast, done_event, group_name
+from .models import Message
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +33,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.user is None or not self.user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        self.language = language_from_scope(self.scope)
         await self.accept()
 
     async def disconnect(self, code):
@@ -38,16 +42,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.groups_joined = set()
 
     async def receive(self, text_data=None, bytes_data=None):
+        # Error details go out in the language of the page that opened the socket.
+        with translation.override(self.language):
+            await self.handle_frame(text_data)
+
+    async def handle_frame(self, text_data):
         if text_data is None:
-            await self.send_error("invalid_input", "Frames must be JSON text, not binary.")
+            await self.send_error("invalid_input", _("Frames must be JSON text, not binary."))
             return
         try:
             frame = json.loads(text_data)
         except ValueError:
-            await self.send_error("invalid_input", "The frame is not valid JSON.")
+            await self.send_error("invalid_input", _("The frame is not valid JSON."))
             return
         if not isinstance(frame, dict):
-            await self.send_error("invalid_input", "A frame must be a JSON object with a `type`.")
+            await self.send_error(
+                "invalid_input", _("A frame must be a JSON object with a `type`.")
+            )
             return
 
         handler = {
@@ -58,8 +69,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if handler is None:
             await self.send_error(
                 "invalid_input",
-                f"Unknown frame type {str(frame.get('type'))[:50]!r}; expected "
-                "conversation.open, message.send or message.stop.",
+                _(
+                    "Unknown frame type %(type)s; expected conversation.open, "
+                    "message.send or message.stop."
+                )
+                % {"type": repr(str(frame.get("type"))[:50])},
             )
             return
 
@@ -76,7 +90,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             logger.exception("Frame %s from user %s failed", frame.get("type"), self.user.pk)
             await self.send_error(
                 "server_error",
-                "The server failed to handle the request. Try again in a moment.",
+                str(REQUEST_ERRORS["server_error"]),
                 client_id=frame.get("client_id"),
             )
 
@@ -191,5 +205,16 @@ def _parse_uuid(value, field_name):
         return uuid.UUID(value)
     except ValueError:
         raise ChatError(
-            "invalid_input", f"`{field_name}` must be a UUID string, not {str(value)[:60]!r}."
+            "invalid_input",
+            _("`%(field)s` must be a UUID string, not %(value)s.")
+            % {"field": field_name, "value": repr(str(value)[:60])},
         ) from None
+
+
+def language_from_scope(scope) -> str:
+    """Pick the language as LocaleMiddleware would: the language cookie, then Accept-Language."""
+    request = HttpRequest()
+    request.COOKIES = scope.get("cookies", {})
+    headers = dict(scope.get("headers", []))
+    request.META["HTTP_ACCEPT_LANGUAGE"] = headers.get(b"accept-language", b"").decode("latin-1")
+    return translation.get_language_from_request(request)

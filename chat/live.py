@@ -61,7 +61,9 @@ async def start(message_id) -> None:
 async def append(message_id, reasoning: str, content: str) -> list[tuple[str, int, str]]:
     """Append one coalesced delta; return (kind, seq, text) for each event to send."""
     reasoning_key, content_key, seq_key = _keys(message_id)
-    parts = [(kind, text) for kind, text in (("reasoning", reasoning), ("content", content)) if text]
+    parts = [
+        (kind, text) for kind, text in (("reasoning", reasoning), ("content", content)) if text
+    ]
     if not parts:
         return []
     async with client().pipeline(transaction=True) as pipe:

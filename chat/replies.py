@@ -68,7 +68,9 @@ def _claim(message_id):
 
 def _history_for(reply: Message) -> list[dict]:
     items = (
-        Message.objects.filter(conversation_id=reply.conversation_id, created_at__lt=reply.created_at)
+        Message.objects.filter(
+            conversation_id=reply.conversation_id, created_at__lt=reply.created_at
+        )
         .order_by("created_at")
         .values_list("role", "content")
     )
@@ -154,7 +156,12 @@ class ReplyStream:
             self.seq = seq
             await broadcast(
                 self.conversation_id,
-                {"type": f"{kind}.delta", "message": str(self.message_id), "seq": seq, "text": text},
+                {
+                    "type": f"{kind}.delta",
+                    "message": str(self.message_id),
+                    "seq": seq,
+                    "text": text,
+                },
             )
 
     def checkpoint_fields(self) -> dict:
@@ -225,9 +232,7 @@ class ReplyStream:
             )
             return Outcome(Message.Status.FAILED, error.code, error.detail)
 
-        status, error_code = FINISH_OUTCOMES.get(
-            self.finish_reason, (Message.Status.COMPLETE, "")
-        )
+        status, error_code = FINISH_OUTCOMES.get(self.finish_reason, (Message.Status.COMPLETE, ""))
         return Outcome(status, error_code, finish_reason=self.finish_reason)
 
     async def _announce_retry(self, event: Retrying) -> None:

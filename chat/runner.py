@@ -21,9 +21,7 @@ def get_loop() -> asyncio.AbstractEventLoop:
         if _loop is None or _loop_pid != os.getpid() or _loop.is_closed():
             _loop = asyncio.new_event_loop()
             _loop_pid = os.getpid()
-            thread = threading.Thread(
-                target=_loop.run_forever, name="chat-reply-loop", daemon=True
-            )
+            thread = threading.Thread(target=_loop.run_forever, name="chat-reply-loop", daemon=True)
             thread.start()
         return _loop
 

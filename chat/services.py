@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from .errors import ChatError
 from .models import Conversation, Message
@@ -49,16 +50,17 @@ def title_from_content(content: str) -> str:
 
 def validate_content(content) -> str:
     if not isinstance(content, str):
-        raise ChatError("invalid_input", "`content` must be a string.")
+        raise ChatError("invalid_input", _("`content` must be a string."))
     if "\x00" in content:
-        raise ChatError("invalid_input", "The message contains a NUL character; remove it.")
+        raise ChatError("invalid_input", _("The message contains a NUL character; remove it."))
     if not content.strip():
-        raise ChatError("invalid_input", "The message is empty; type something to send.")
+        raise ChatError("invalid_input", _("The message is empty; type something to send."))
     limit = settings.CHAT_MAX_INPUT_CHARS
     if len(content) > limit:
         raise ChatError(
             "invalid_input",
-            f"The message has {len(content)} characters; the limit is {limit}. Shorten it.",
+            _("The message has %(count)d characters; the limit is %(limit)d. Shorten it.")
+            % {"count": len(content), "limit": limit},
         )
     return content
 
@@ -77,7 +79,9 @@ def accept_message(user, *, conversation_id, new_conversation_id, content, clien
 
     try:
         with transaction.atomic():
-            conversation = _conversation_for_send(user, conversation_id, new_conversation_id, content)
+            conversation = _conversation_for_send(
+                user, conversation_id, new_conversation_id, content
+            )
             user_message = Message.objects.create(
                 conversation=conversation,
                 role=Message.Role.USER,
@@ -118,7 +122,7 @@ def _find_duplicate(user, client_id) -> Accepted | None:
     if user_message is None:
         return None
     if user_message.conversation.owner_id != user.pk:
-        raise ChatError("invalid_input", "This client_id is already used; send a new UUID.")
+        raise ChatError("invalid_input", _("This client_id is already used; send a new UUID."))
     assistant_message = (
         Message.objects.filter(
             conversation=user_message.conversation,
@@ -138,9 +142,7 @@ def _conversation_for_send(user, conversation_id, new_conversation_id, content) 
         )
 
     try:
-        conversation = Conversation.objects.select_for_update().get(
-            pk=conversation_id, owner=user
-        )
+        conversation = Conversation.objects.select_for_update().get(pk=conversation_id, owner=user)
     except (Conversation.DoesNotExist, ValueError):
         raise ChatError("not_found") from None
     if conversation.messages.filter(status__in=Message.IN_FLIGHT).exists():

@@ -4,7 +4,7 @@ from django.http import Http404
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 
-from .errors import ChatError, REPLY_ERRORS, REQUEST_ERRORS
+from .errors import REPLY_ERRORS, REQUEST_ERRORS, ChatError
 from .models import Conversation
 from .services import get_conversation_for_user
 
@@ -37,7 +37,8 @@ def _chat_page(request, conversation):
         "conversation": str(conversation.id) if conversation else None,
         "messages": messages,
         "maxInputChars": settings.CHAT_MAX_INPUT_CHARS,
-        "errors": {code: str(text) for code, text in {**REQUEST_ERRORS, **REPLY_ERRORS}.items()},
+        "requestErrors": {code: str(text) for code, text in REQUEST_ERRORS.items()},
+        "replyErrors": {code: str(text) for code, text in REPLY_ERRORS.items()},
         "strings": _page_strings(),
     }
     return render(
@@ -54,8 +55,6 @@ def _chat_page(request, conversation):
 def _page_strings():
     """Return the texts the chat script shows, in the request's language."""
     return {
-        "you": _("You"),
-        "assistant": _("Assistant"),
         "thinking": _("Thinking…"),
         "thinkingFor": _("Thinking for %(seconds)s s"),
         "thoughtFor": _("Thought for %(seconds)s s"),

@@ -170,11 +170,15 @@ if HTTPS:
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+
 # The upstream model server. Without DEEPSEEK_API_KEY and DEEPSEEK_BASE_URL the
 # site talks to its own simulator, and every chat page says so.
 def _http_url(name, default):
-    # environs returns the default unparsed and a set value as a ParseResult.
-    value = env.url(name, default, schemes={"http", "https"}, require_tld=False)
+    # An empty value (as docker compose passes for an unset variable) means the default.
+    if not env.str(name, ""):
+        return default
+    # environs returns a set value as a ParseResult.
+    value = env.url(name, schemes={"http", "https"}, require_tld=False)
     return value if isinstance(value, str) else value.geturl()
 
 

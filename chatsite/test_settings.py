@@ -18,3 +18,6 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
+
+# WhiteNoise warns when STATIC_ROOT is missing; tests serve from the finders.
+STATIC_ROOT.mkdir(exist_ok=True)  # noqa: F405

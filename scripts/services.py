@@ -40,8 +40,18 @@ def ensure_redis(url):
     log(f"Starting redis-server on port {parts.port or 6379}")
     subprocess.run(
         [
-            "redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1",
-            "--port", str(parts.port or 6379), "--save", "", "--appendonly", "no",
+            "redis-server",
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "-::1",
+            "--port",
+            str(parts.port or 6379),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
         ],
         check=True,
     )

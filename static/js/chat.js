@@ -153,7 +153,7 @@ function paintStatus(view, waiting) {
     text = strings.truncated;
   } else if (view.status === "failed" || view.status === "interrupted") {
     const code = view.error?.code;
-    text = (code && data.errors[code]) || strings[view.status];
+    text = (code && data.replyErrors[code]) || strings[view.status];
   }
   element.textContent = text;
   element.hidden = text === "";
@@ -379,13 +379,13 @@ function onError(frame) {
   if (frame.client_id && state.pending?.clientId === frame.client_id) {
     // The message was not accepted: its text is still in the composer.
     state.pending = null;
-    showComposerError(frame.detail || data.errors[frame.code] || frame.code);
+    showComposerError(frame.detail || data.requestErrors[frame.code] || frame.code);
     refreshControls();
     input.focus();
     return;
   }
   console.warn("Server error", frame.code, frame.detail);
-  showComposerError(frame.detail || data.errors[frame.code] || frame.code);
+  showComposerError(frame.detail || data.requestErrors[frame.code] || frame.code);
 }
 
 const handlers = {

@@ -6,95 +6,19 @@ import uuid
 
 import httpx
 import pytest
-from channels.layers import channel_layers
-from channels.testing import WebsocketCommunicator
-from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-from django.contrib.sessions.backends.db import SessionStore
 
 from chat.models import Message
-from chatsite.asgi import application
-from tests.factories import make_conversation, make_user
+from tests.chat.websocket import (
+    communicator_for,
+    connect,
+    is_done,
+    receive,
+    receive_until,
+    send_frame,
+)
+from tests.factories import make_conversation
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
-
-EVENT_TIMEOUT = 20
-
-
-def session_cookie(user) -> str:
-    session = SessionStore()
-    session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    session.save()
-    return f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
-
-
-def communicator_for(cookie=None, origin="http://localhost"):
-    headers = [(b"host", b"localhost")]
-    if origin:
-        headers.append((b"origin", origin.encode()))
-    if cookie:
-        headers.append((b"cookie", cookie.encode()))
-    return WebsocketCommunicator(application, "/ws/chat/", headers=headers)
-
-
-async def receive(communicator, timeout=EVENT_TIMEOUT):
-    return json.loads(await communicator.receive_from(timeout=timeout))
-
-
-async def receive_until(communicator, predicate, timeout=EVENT_TIMEOUT):
-    """Return every frame up to and including the first one matching `predicate`."""
-    frames = []
-    async with asyncio.timeout(timeout):
-        while True:
-            frame = await receive(communicator, timeout)
-            frames.append(frame)
-            if predicate(frame):
-                return frames
-
-
-def is_done(frame):
-    return frame["type"] == "message.done"
-
-
-@pytest.fixture(autouse=True)
-def fresh_channel_layer():
-    """Give each test's event loop its own channel layer; one must not cross loops."""
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
-
-
-@pytest.fixture
-def owner_cookie(owner):
-    return session_cookie(owner)
-
-
-@pytest.fixture
-def outsider_cookie(outsider):
-    return session_cookie(outsider)
-
-
-@pytest.fixture
-def live_stack(worker, simulator):
-    return simulator
-
-
-async def connect(cookie):
-    communicator = communicator_for(cookie)
-    connected, _ = await communicator.connect()
-    assert connected
-    return communicator
-
-
-def send_frame(content, conversation=None, client_id=None):
-    return {
-        "type": "message.send",
-        "conversation": conversation,
-        "content": content,
-        "client_id": str(client_id or uuid.uuid4()),
-    }
 
 
 async def test_anonymous_socket_closed():
@@ -296,3 +220,12 @@ async def test_open_mid_stream_snapshot_then_deltas(live_stack, owner_cookie):
     assert frames[-1]["seq"] == seq
     await first.disconnect()
     await second.disconnect()
+
+
+async def test_error_detail_in_page_language(owner_cookie):
+    communicator = await connect(owner_cookie, language="zh-CN,zh;q=0.9,en;q=0.5")
+    await communicator.send_json_to(send_frame("   "))
+    frame = await receive(communicator)
+    assert frame["code"] == "invalid_input"
+    assert frame["detail"] == "消息为空，请输入内容后再发送。"
+    await communicator.disconnect()

@@ -9,17 +9,7 @@ import asyncio
 import pytest
 
 from chat.models import Message
-from tests.chat.test_consumer import (  # noqa: F401 - fixtures are used by name
-    connect,
-    fresh_channel_layer,
-    is_done,
-    live_stack,
-    outsider_cookie,
-    owner_cookie,
-    receive,
-    receive_until,
-    send_frame,
-)
+from tests.chat.websocket import connect, is_done, receive, receive_until, send_frame
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 

@@ -41,9 +41,7 @@ def new_page(browser, base_url, locale="en-US", viewport=DESKTOP):
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on(
-        "console", lambda message: message.type == "error" and errors.append(message.text)
-    )
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
     page.js_errors = errors
     return page
 
@@ -156,7 +154,9 @@ def test_reload_mid_reply_loses_nothing(browser, web_server):
     expect(reply).to_have_class(re.compile(r"in-flight"))
     expect(reply).not_to_have_class(re.compile(r"in-flight"), timeout=30_000)
 
-    stored = Message.objects.get(role="assistant", conversation__owner__email="reloader@example.com")
+    stored = Message.objects.get(
+        role="assistant", conversation__owner__email="reloader@example.com"
+    )
     assert stored.status == Message.Status.COMPLETE
     assert reply.locator(".reasoning-body").text_content() == stored.reasoning
     assert reply.locator(".answer").text_content() == rendered_text(page, stored.content)
