@@ -1,19 +1,9 @@
-import os
 import random
-from pathlib import Path
 
 import pytest
 
 from chat.sse import SSEDecoder, SSEMessage
-
-SAMPLES_DIR = Path(
-    os.environ.get(
-        "CHATSITE_UPSTREAM_SAMPLES",
-        Path(__file__).resolve().parents[1] / "fixtures" / "upstream",
-    )
-)
-SAMPLE_FILES = sorted(SAMPLES_DIR.glob("*.sse"))
-SAMPLE_IDS = [path.stem for path in SAMPLE_FILES]
+from tests.chat.samples import SAMPLE_FILES, SAMPLE_IDS
 
 # Comment lines per sample body, in order.
 SAMPLE_COMMENTS = {

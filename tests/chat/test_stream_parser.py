@@ -1,7 +1,5 @@
 import json
-import os
 import random
-from pathlib import Path
 
 import pytest
 
@@ -17,15 +15,7 @@ from chat.stream_parser import (
     StreamProtocolError,
     Usage,
 )
-
-SAMPLES_DIR = Path(
-    os.environ.get(
-        "CHATSITE_UPSTREAM_SAMPLES",
-        Path(__file__).resolve().parents[1] / "fixtures" / "upstream",
-    )
-)
-SAMPLE_FILES = sorted(SAMPLES_DIR.glob("*.sse"))
-SAMPLE_IDS = [path.stem for path in SAMPLE_FILES]
+from tests.chat.samples import SAMPLE_FILES, SAMPLE_IDS, SAMPLES_DIR
 
 # Expected result per sample body, concatenated by hand from its deltas.
 EXPECTED = {
