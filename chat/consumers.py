@@ -100,6 +100,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.user, conversation_id
         )
         await self.subscribe(conversation.id)
+        interrupted = await database_sync_to_async(services.interrupt_stale_replies)(conversation)
+        for reply in interrupted:
+            await broadcast(conversation.id, done_event(reply))
         # The snapshot is read after joining the group, so the live deltas that
         # follow continue it; the client drops any delta it already has by seq.
         if frame.get("message") is not None:

@@ -8,6 +8,7 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -15,13 +16,19 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .errors import ChatError
+from .errors import ChatError, reply_error_message
 from .models import Conversation, Message
 from .tasks import generate_reply
 
 logger = logging.getLogger(__name__)
 
 TITLE_MAX_CHARS = 60
+# A streaming reply's worker writes a heartbeat every second; one silent for
+# this long has lost its worker.
+STALE_HEARTBEAT = timedelta(seconds=60)
+# A reply no worker picked up in this time is given up, so the conversation
+# does not stay blocked when no worker runs.
+STALE_QUEUED = timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,9 +152,41 @@ def _conversation_for_send(user, conversation_id, new_conversation_id, content) 
         conversation = Conversation.objects.select_for_update().get(pk=conversation_id, owner=user)
     except (Conversation.DoesNotExist, ValueError):
         raise ChatError("not_found") from None
+    interrupt_stale_replies(conversation)
     if conversation.messages.filter(status__in=Message.IN_FLIGHT).exists():
         raise ChatError("busy")
     return conversation
+
+
+def interrupt_stale_replies(conversation) -> list[Message]:
+    """Mark replies whose worker was lost as `interrupted`, keeping their checkpointed text.
+
+    Returns the replies this call interrupted, so the caller can announce them.
+    """
+    now = timezone.now()
+    stale = conversation.messages.filter(role=Message.Role.ASSISTANT).filter(
+        Q(status=Message.Status.STREAMING, heartbeat_at__lt=now - STALE_HEARTBEAT)
+        | Q(status=Message.Status.QUEUED, created_at__lt=now - STALE_QUEUED)
+    )
+    interrupted = []
+    for reply in stale:
+        # The condition repeats the state read above, so a worker that wrote a
+        # heartbeat in the meantime keeps its reply.
+        updated = Message.objects.filter(
+            pk=reply.pk, status=reply.status, heartbeat_at=reply.heartbeat_at
+        ).update(
+            status=Message.Status.INTERRUPTED,
+            error_code="interrupted",
+            error_detail=str(reply_error_message("interrupted")),
+            finished_at=now,
+        )
+        if updated:
+            logger.warning(
+                "Reply %s interrupted: no heartbeat since %s", reply.pk, reply.heartbeat_at
+            )
+            reply.refresh_from_db()
+            interrupted.append(reply)
+    return interrupted
 
 
 def get_reply_for_user(user, message_id) -> Message:

@@ -6,7 +6,7 @@ from django.utils.translation import gettext as _
 
 from .errors import REPLY_ERRORS, REQUEST_ERRORS, ChatError
 from .models import Conversation
-from .services import get_conversation_for_user
+from .services import get_conversation_for_user, interrupt_stale_replies
 
 SIDEBAR_CONVERSATIONS = 100
 
@@ -22,6 +22,7 @@ def conversation(request, conversation_id):
         current = get_conversation_for_user(request.user, conversation_id)
     except ChatError:
         raise Http404(_("Conversation not found.")) from None
+    interrupt_stale_replies(current)
     return _chat_page(request, conversation=current)
 
 

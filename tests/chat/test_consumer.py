@@ -3,9 +3,11 @@
 import asyncio
 import json
 import uuid
+from datetime import timedelta
 
 import httpx
 import pytest
+from django.utils import timezone
 
 from chat.models import Message
 from tests.chat.websocket import (
@@ -16,7 +18,7 @@ from tests.chat.websocket import (
     receive_until,
     send_frame,
 )
-from tests.factories import make_conversation
+from tests.factories import make_conversation, make_message
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
@@ -228,4 +230,30 @@ async def test_error_detail_in_page_language(owner_cookie):
     frame = await receive(communicator)
     assert frame["code"] == "invalid_input"
     assert frame["detail"] == "消息为空，请输入内容后再发送。"
+    await communicator.disconnect()
+
+
+async def test_open_interrupts_reply_of_lost_worker(owner, owner_cookie):
+    def make_stale_reply():
+        conversation = make_conversation(owner)
+        make_message(conversation, "user", "q")
+        reply = make_message(
+            conversation,
+            "assistant",
+            "half an ans",
+            status=Message.Status.STREAMING,
+            heartbeat_at=timezone.now() - timedelta(minutes=5),
+        )
+        return conversation, reply
+
+    conversation, reply = await asyncio.to_thread(make_stale_reply)
+    communicator = await connect(owner_cookie)
+    await communicator.send_json_to(
+        {"type": "conversation.open", "conversation": str(conversation.id)}
+    )
+    frame = await receive(communicator)
+    assert frame["type"] == "message.done"
+    assert frame["message"] == str(reply.id)
+    assert frame["status"] == "interrupted"
+    assert frame["error"]["code"] == "interrupted"
     await communicator.disconnect()

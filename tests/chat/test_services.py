@@ -1,6 +1,8 @@
 import uuid
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from chat import services
 from chat.errors import ChatError
@@ -109,3 +111,47 @@ def test_stop_claimed_reply_left_to_worker(owner):
     assert services.stop_queued_reply(reply) is None
     reply.refresh_from_db()
     assert reply.status == Message.Status.STREAMING
+
+
+def test_stale_streaming_reply_interrupted(owner):
+    conversation = make_conversation(owner)
+    make_message(conversation, "user", "q")
+    stale = make_message(
+        conversation,
+        "assistant",
+        "partial",
+        status=Message.Status.STREAMING,
+        heartbeat_at=timezone.now() - timedelta(seconds=61),
+    )
+    fresh_conversation = make_conversation(owner)
+    fresh = make_message(
+        fresh_conversation,
+        "assistant",
+        status=Message.Status.STREAMING,
+        heartbeat_at=timezone.now() - timedelta(seconds=5),
+    )
+
+    interrupted = services.interrupt_stale_replies(conversation)
+
+    assert [reply.id for reply in interrupted] == [stale.id]
+    stale.refresh_from_db()
+    assert stale.status == Message.Status.INTERRUPTED
+    assert stale.error_code == "interrupted"
+    assert stale.content == "partial"
+    assert services.interrupt_stale_replies(fresh_conversation) == []
+    fresh.refresh_from_db()
+    assert fresh.status == Message.Status.STREAMING
+
+
+def test_send_after_lost_worker_accepted(owner):
+    conversation = make_conversation(owner)
+    make_message(conversation, "user", "q")
+    make_message(conversation, "assistant", status=Message.Status.QUEUED)
+    Message.objects.filter(status=Message.Status.QUEUED).update(
+        created_at=timezone.now() - timedelta(minutes=11)
+    )
+
+    accepted = send(owner, conversation_id=conversation.id)
+
+    assert accepted.assistant_message.status == Message.Status.QUEUED
+    assert conversation.messages.filter(status=Message.Status.INTERRUPTED).count() == 1
