@@ -5,7 +5,7 @@ from django.conf import settings
 from tests.factories import make_user
 
 # Process fixtures live in tests/stack.py; importing them here shares them.
-from tests.stack import simulator, stack_env, web_server, worker  # noqa: F401
+from tests.stack import simulator, stack_env, web_process, web_server, worker  # noqa: F401
 
 
 @pytest.fixture(scope="session", autouse=True)

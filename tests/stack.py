@@ -31,16 +31,26 @@ class ManagedProcess:
     def __init__(self, name, command, env):
         ARTIFACTS.mkdir(exist_ok=True)
         self.name = name
+        self.command = command
+        self.env = env
         self.log_path = ARTIFACTS / f"{name}.log"
         self.log_file = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.start()
+
+    def start(self):
         self.process = subprocess.Popen(
-            command,
+            self.command,
             cwd=ROOT,
-            env=env,
+            env=self.env,
             stdout=self.log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+    def kill(self):
+        """Stop the process at once, as a crash or a lost machine would."""
+        self.process.kill()
+        self.process.wait()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -150,7 +160,8 @@ def worker(stack_env):
 
 
 @pytest.fixture(scope="session")
-def web_server(stack_env, worker):
+def web_process(stack_env, worker):
+    """The uvicorn process; `.base_url` is where it serves."""
     port = free_port()
     process = ManagedProcess(
         "web",
@@ -168,7 +179,16 @@ def web_server(stack_env, worker):
         ],
         stack_env,
     )
-    base_url = f"http://127.0.0.1:{port}"
-    process.wait_until(lambda: _answers(f"{base_url}/accounts/sign-in/"), "sign-in page")
-    yield base_url
+    process.base_url = f"http://127.0.0.1:{port}"
+    wait_for_web(process)
+    yield process
     process.stop()
+
+
+def wait_for_web(process):
+    process.wait_until(lambda: _answers(f"{process.base_url}/accounts/sign-in/"), "sign-in page")
+
+
+@pytest.fixture(scope="session")
+def web_server(web_process):
+    return web_process.base_url

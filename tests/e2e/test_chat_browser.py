@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from chat.models import Message
+from tests.stack import wait_for_web
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e, pytest.mark.browser]
 
@@ -202,3 +203,27 @@ def test_chat_screens_by_language_and_width(browser, web_server, locale, viewpor
         expect(page.locator("[data-send]")).to_have_text("发送")
     screenshot(page, name)
     assert page.js_errors == []
+
+
+def test_web_restart_mid_reply_resumes(browser, web_process):
+    page = new_page(browser, web_process.base_url)
+    sign_up(page, "survivor@example.com")
+
+    send(page, "Explain the CAP theorem.\n[sim rate=25 reasoning=80 answer=80]")
+    reply = last_reply(page)
+    expect(reply.locator(".reasoning-body")).not_to_be_empty()
+
+    # The web server dies mid-reply; the worker goes on streaming into Redis.
+    web_process.kill()
+    expect(page.locator("[data-connection-state]")).to_have_text("Connection lost. Reconnecting…")
+    web_process.start()
+    wait_for_web(web_process)
+
+    expect(page.locator("[data-connection-state]")).to_be_empty(timeout=15_000)
+    expect(reply).not_to_have_class(re.compile(r"in-flight"), timeout=30_000)
+    stored = Message.objects.get(
+        role="assistant", conversation__owner__email="survivor@example.com"
+    )
+    assert stored.status == Message.Status.COMPLETE
+    assert reply.locator(".reasoning-body").text_content() == stored.reasoning
+    assert reply.locator(".answer").text_content() == rendered_text(page, stored.content)
