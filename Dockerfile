@@ -18,4 +18,4 @@ RUN SECRET_KEY=collectstatic-only-$(python -c 'import secrets; print(secrets.tok
 
 USER chatsite
 EXPOSE 8000
-CMD ["uvicorn", "chatsite.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--ws-max-size", "2097152", "--proxy-headers"]
+CMD ["uvicorn", "chatsite.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--ws-max-size", "2097152", "--lifespan", "off", "--proxy-headers"]

@@ -21,6 +21,10 @@ class SignUpForm(BaseUserCreationForm):
 
 
 class SignInForm(AuthenticationForm):
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": _("The email address or password is wrong. Check both and try again."),
+    }
     username = forms.EmailField(
         label=_("Email address"),
         widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}),

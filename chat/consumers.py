@@ -133,17 +133,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         if accepted.conversation.id != (conversation_id or new_conversation_id):
             await self.subscribe(accepted.conversation.id)
-        await self.send_json(
-            {
-                "type": "message.accepted",
-                "client_id": str(client_id),
-                "conversation": str(accepted.conversation.id),
-                "title": accepted.conversation.title,
-                "duplicate": accepted.duplicate,
-                "user_message": accepted.user_message.as_event_dict(),
-                "assistant_message": accepted.assistant_message.as_event_dict(),
-            }
-        )
+        event = {
+            "type": "message.accepted",
+            "client_id": str(client_id),
+            "conversation": str(accepted.conversation.id),
+            "title": accepted.conversation.title,
+            "duplicate": accepted.duplicate,
+            "user_message": accepted.user_message.as_event_dict(),
+            "assistant_message": accepted.assistant_message.as_event_dict(),
+        }
+        # The sender hears first, before any delta of the reply reaches it.
+        await self.send_json(event)
+        if not accepted.duplicate:
+            # Other tabs showing the conversation add the new exchange too.
+            await broadcast(accepted.conversation.id, event)
 
     async def stop_message(self, frame):
         message_id = _parse_uuid(frame.get("message"), "message")

@@ -31,15 +31,18 @@ def estimate_tokens(text: str) -> int:
 def build_history(items: Iterable[HistoryItem], budget_tokens: int) -> list[dict]:
     """Return upstream messages for `items`, oldest first, ending with a user message.
 
-    Assistant items with no content (failed or stopped before any output) are
-    dropped, and the user messages around them are joined, so two user
+    A user message whose reply has no content (failed, or stopped before any
+    output) is left out with that reply: the person moved on from it, and
+    the next message must not be read as a continuation of it. So two user
     messages never follow each other.
     """
     messages: list[dict] = []
     for item in items:
         if not item.content.strip():
             continue
-        if messages and messages[-1]["role"] == item.role:
+        if messages and messages[-1]["role"] == item.role == "user":
+            messages[-1] = {"role": "user", "content": item.content}
+        elif messages and messages[-1]["role"] == item.role:
             messages[-1]["content"] += "\n\n" + item.content
         else:
             messages.append({"role": item.role, "content": item.content})

@@ -134,4 +134,5 @@ class Message(models.Model):
         end = self.answer_started_at or self.finished_at
         if end is None:
             return None
-        return round((end - self.first_token_at).total_seconds(), 1)
+        # Whole seconds, as the live timer on the page counts them.
+        return round((end - self.first_token_at).total_seconds())

@@ -65,7 +65,7 @@ def test_deploy_check_clean_with_https():
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("DEEPSEEK_", "DJANGO_SETTINGS", "PYTEST_"))
+        if not key.startswith(("DEEPSEEK_", "DJANGO_", "PYTEST_"))
     }
     env.update(SECRET_KEY=GOOD_KEY, HTTPS="true", DEBUG="false", ALLOWED_HOSTS="chat.example.com")
     result = subprocess.run(

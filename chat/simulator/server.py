@@ -67,7 +67,8 @@ class SimulatorServer:
             self._on_connection, self.host, self.port, limit=READ_SIZE, backlog=2048
         )
         self.port = self._server.sockets[0].getsockname()[1]
-        logger.info("simulator listening on %s", self.url)
+        # The command line prints the address itself; the log line is for embedders.
+        logger.debug("simulator listening on %s", self.url)
 
     async def serve_forever(self) -> None:
         if self._server is None:

@@ -335,6 +335,7 @@ function onSnapshot(frame) {
   const view = state.messages.get(frame.message);
   if (!view) return;
   if (frame.seq < view.seq && IN_FLIGHT.has(frame.status)) return; // older than what is shown
+  const wasNearBottom = isNearBottom();
   view.seq = frame.seq;
   view.reasoning = frame.reasoning;
   view.content = frame.content;
@@ -343,6 +344,7 @@ function onSnapshot(frame) {
   if (frame.thinking_seconds !== undefined) view.thinkingSeconds = frame.thinking_seconds;
   if (!IN_FLIGHT.has(view.status)) view.renderer.finish();
   paintAssistant(view);
+  keepScrolled(wasNearBottom);
   refreshControls();
 }
 

@@ -52,6 +52,7 @@ def test_sign_in_wrong_password_rejected(client, owner):
         reverse("accounts:login"), {"username": "owner@example.com", "password": "wrong"}
     )
     assert response.status_code == 200
+    assert "The email address or password is wrong." in response.content.decode()
     assert client.get(reverse("chat:index")).status_code == 302
 
 

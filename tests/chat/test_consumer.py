@@ -257,3 +257,26 @@ async def test_open_interrupts_reply_of_lost_worker(owner, owner_cookie):
     assert frame["status"] == "interrupted"
     assert frame["error"]["code"] == "interrupted"
     await communicator.disconnect()
+
+
+async def test_second_tab_sees_new_exchange(live_stack, owner_cookie):
+    first = await connect(owner_cookie)
+    await first.send_json_to(send_frame("hello\n[sim rate=0]"))
+    accepted = await receive(first)
+    await receive_until(first, is_done)
+
+    second = await connect(owner_cookie)
+    await second.send_json_to(
+        {"type": "conversation.open", "conversation": accepted["conversation"]}
+    )
+    await first.send_json_to(
+        send_frame("and again\n[sim rate=0]", conversation=accepted["conversation"])
+    )
+    frames = await receive_until(second, is_done)
+    # The open may be handled after the send, then a snapshot comes first.
+    seen = next(frame for frame in frames if frame["type"] == "message.accepted")
+    assert seen["user_message"]["content"] == "and again\n[sim rate=0]"
+    assert frames[-1]["message"] == seen["assistant_message"]["id"]
+    assert frames[-1]["status"] == "complete"
+    await first.disconnect()
+    await second.disconnect()

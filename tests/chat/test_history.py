@@ -18,12 +18,30 @@ def test_history_alternating_turns_kept():
     ]
 
 
-def test_history_failed_reply_merges_user_messages():
+def test_history_unanswered_user_message_dropped():
     # The first reply failed before any output, so its content is empty.
     history = build_history(
         items(("user", "first"), ("assistant", ""), ("user", "second")), BIG_BUDGET
     )
-    assert history == [{"role": "user", "content": "first\n\nsecond"}]
+    assert history == [{"role": "user", "content": "second"}]
+
+
+def test_history_unanswered_message_after_answered_turn():
+    history = build_history(
+        items(
+            ("user", "one"),
+            ("assistant", "answer one"),
+            ("user", "two"),
+            ("assistant", ""),
+            ("user", "three"),
+        ),
+        BIG_BUDGET,
+    )
+    assert history == [
+        {"role": "user", "content": "one"},
+        {"role": "assistant", "content": "answer one"},
+        {"role": "user", "content": "three"},
+    ]
 
 
 def test_history_stopped_reply_partial_text_kept():
@@ -46,7 +64,7 @@ def test_history_ends_with_user():
 
 def test_history_whitespace_only_reply_dropped():
     history = build_history(items(("user", "a"), ("assistant", "  \n"), ("user", "b")), BIG_BUDGET)
-    assert history == [{"role": "user", "content": "a\n\nb"}]
+    assert history == [{"role": "user", "content": "b"}]
 
 
 def test_history_trimmed_by_whole_turns():
