@@ -30,6 +30,26 @@ class UserManager(BaseUserManager):
         return self.get(email__iexact=username)
 
 
+class Plan(models.Model):
+    """What a group of users may do: which models they may use (quotas come later)."""
+
+    GUEST = "guest"
+    FREE = "free"
+    TEAM = "team"
+    STAFF = "staff"
+
+    slug = models.SlugField(_("slug"), unique=True)
+    name = models.CharField(_("name"), max_length=100)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("plan")
+        verbose_name_plural = _("plans")
+
+    def __str__(self):
+        return self.name
+
+
 class User(AbstractBaseUser, PermissionsMixin):
     """A person who signs in with an email address and a password."""
 
@@ -38,6 +58,15 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_staff = models.BooleanField(_("staff status"), default=False)
     is_active = models.BooleanField(_("active"), default=True)
     date_joined = models.DateTimeField(_("date joined"), default=timezone.now)
+    plan = models.ForeignKey(
+        Plan,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="users",
+        verbose_name=_("plan"),
+        help_text=_("Empty means the free plan; staff always have the staff plan."),
+    )
 
     objects = UserManager()
 
@@ -57,3 +86,10 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def get_short_name(self):
         return self.display_name or self.email.split("@", 1)[0]
+
+    def effective_plan_slug(self) -> str:
+        if self.is_staff:
+            return Plan.STAFF
+        if self.plan_id is not None:
+            return self.plan.slug
+        return Plan.FREE

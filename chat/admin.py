@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Conversation, Message
+from .models import ChatModel, Conversation, Endpoint, Message, ModelPrice
 
 
 class MessageInline(admin.TabularInline):
@@ -26,3 +26,41 @@ class MessageAdmin(admin.ModelAdmin):
     list_filter = ("role", "status", "error_code")
     raw_id_fields = ("conversation",)
     readonly_fields = ("created_at",)
+
+
+class ModelPriceInline(admin.TabularInline):
+    model = ModelPrice
+    extra = 0
+    fields = (
+        "effective_from",
+        "input_cache_hit",
+        "input_cache_miss",
+        "output",
+        "peak_windows",
+        "peak_weekdays_only",
+        "off_peak_input_cache_hit",
+        "off_peak_input_cache_miss",
+        "off_peak_output",
+    )
+
+
+@admin.register(Endpoint)
+class EndpointAdmin(admin.ModelAdmin):
+    list_display = ("name", "kind", "base_url", "api_key_env", "is_active")
+    list_filter = ("kind", "is_active")
+    prepopulated_fields = {"slug": ("name",)}
+
+    def get_readonly_fields(self, request, obj=None):
+        # The environment's endpoint is rewritten from DEEPSEEK_* at every migrate.
+        if obj is not None and obj.managed_by_environment:
+            return ("slug", "kind", "base_url", "api_key_env")
+        return ()
+
+
+@admin.register(ChatModel)
+class ChatModelAdmin(admin.ModelAdmin):
+    list_display = ("display_name", "model_id", "endpoint", "model_class", "is_active")
+    list_filter = ("endpoint", "model_class", "is_active")
+    prepopulated_fields = {"slug": ("display_name",)}
+    filter_horizontal = ("plans",)
+    inlines = [ModelPriceInline]

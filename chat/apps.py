@@ -1,5 +1,12 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class ChatConfig(AppConfig):
     name = "chat"
+
+    def ready(self):
+        # Importing models is allowed from ready() on, which is why this is here.
+        from . import catalog
+
+        post_migrate.connect(catalog.sync_after_migrate, sender=self)

@@ -130,6 +130,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             new_conversation_id=new_conversation_id,
             content=frame.get("content"),
             client_id=client_id,
+            model_slug=frame.get("model"),
         )
         if accepted.conversation.id != (conversation_id or new_conversation_id):
             await self.subscribe(accepted.conversation.id)

@@ -16,6 +16,7 @@ REQUEST_ERRORS = {
         "Wait for it to finish or stop it, then send again."
     ),
     "server_error": _("The server failed to handle the request. Try again in a moment."),
+    "model_unavailable": _("That model is not available on your plan. Pick another one."),
 }
 
 # Errors that end a reply (the `error` of `message.done`).
@@ -50,6 +51,9 @@ REPLY_ERRORS = {
     "content_filter": _("The model provider's content filter stopped this reply."),
     "interrupted": _("The worker writing this reply was lost. The text so far is kept; try again."),
     "internal_error": _("The reply failed because of an error on the site. Try again."),
+    "model_unavailable": _(
+        "The model of this conversation was removed from the site. Pick another one."
+    ),
 }
 
 

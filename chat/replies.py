@@ -18,14 +18,14 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
-from . import live
+from . import catalog, live
 from .errors import reply_error_message
 from .events import broadcast, done_event
 from .history import HistoryItem, build_history
-from .models import Message
+from .models import Endpoint, Message
 from .stream_parser import ContentDelta, Finish, ReasoningDelta, Usage
 from .upstream import Retrying, UpstreamError, stream_chat
-from .upstream_config import default_config, http_client
+from .upstream_config import http_client
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +63,26 @@ def _claim(message_id):
         )
         if not claimed:
             return None
-        return Message.objects.select_related("conversation").get(pk=message_id)
+        return Message.objects.select_related("conversation", "chat_model__endpoint").get(
+            pk=message_id
+        )
 
 
-def _history_for(reply: Message) -> list[dict]:
+@dataclass(frozen=True)
+class UpstreamCall:
+    """Everything the worker sends upstream for one reply, read before streaming starts."""
+
+    config: object
+    messages: list[dict]
+    max_tokens: int | None
+    user_id: str | None
+
+
+def _prepare_call(reply: Message) -> UpstreamCall | None:
+    """Build the upstream request of a reply, or return None when its model is gone."""
+    model = reply.chat_model
+    if model is None:
+        return None
     items = (
         Message.objects.filter(
             conversation_id=reply.conversation_id, created_at__lt=reply.created_at
@@ -74,9 +90,18 @@ def _history_for(reply: Message) -> list[dict]:
         .order_by("created_at")
         .values_list("role", "content")
     )
-    return build_history(
-        [HistoryItem(role, content) for role, content in items],
-        settings.CHAT_CONTEXT_BUDGET_TOKENS,
+    messages = build_history(
+        [HistoryItem(role, content) for role, content in items], model.context_budget_tokens
+    )
+    # DeepSeek isolates abuse per end user by `user_id`; other servers get nothing.
+    user_id = None
+    if model.endpoint.kind == Endpoint.Kind.DEEPSEEK:
+        user_id = catalog.upstream_user_id(reply.conversation.owner_id)
+    return UpstreamCall(
+        config=catalog.upstream_config(model),
+        messages=messages,
+        max_tokens=model.max_output_tokens or settings.CHAT_MAX_OUTPUT_TOKENS,
+        user_id=user_id,
     )
 
 
@@ -86,9 +111,10 @@ def _checkpoint(message_id, fields: dict) -> None:
     )
 
 
-def _finish(message_id, fields: dict) -> Message:
-    Message.objects.filter(pk=message_id).update(**fields)
-    return Message.objects.get(pk=message_id)
+def _finish(reply: Message, fields: dict, usage: Usage | None) -> Message:
+    fields["cost_usd"] = catalog.reply_cost(reply.chat_model, reply.started_at, usage)
+    Message.objects.filter(pk=reply.pk).update(**fields)
+    return Message.objects.get(pk=reply.pk)
 
 
 @dataclass
@@ -206,15 +232,15 @@ class ReplyStream:
         self.closing = True
         self.has_pending.set()
 
-    async def consume(self, messages: list[dict]) -> Outcome:
-        config = default_config()
+    async def consume(self, call: UpstreamCall) -> Outcome:
         try:
             async with contextlib.aclosing(
                 stream_chat(
                     http_client(),
-                    config,
-                    messages,
-                    max_tokens=settings.CHAT_MAX_OUTPUT_TOKENS,
+                    call.config,
+                    call.messages,
+                    max_tokens=call.max_tokens,
+                    user_id=call.user_id,
                 )
             ) as events:
                 async for event in events:
@@ -282,10 +308,12 @@ async def _stream(stream: ReplyStream) -> Outcome:
         stream.conversation_id,
         {"type": "message.status", "message": str(stream.message_id), "status": "streaming"},
     )
-    messages = await db(_history_for)(stream.reply)
+    call = await db(_prepare_call)(stream.reply)
+    if call is None:
+        return Outcome(Message.Status.FAILED, "model_unavailable")
 
     relay = asyncio.create_task(stream.relay())
-    consume = asyncio.create_task(stream.consume(messages))
+    consume = asyncio.create_task(stream.consume(call))
     watch = asyncio.create_task(_watch_cancel(stream.message_id))
     try:
         await asyncio.wait({consume, watch}, return_when=asyncio.FIRST_COMPLETED)
@@ -330,7 +358,7 @@ async def _store_outcome(stream: ReplyStream, outcome: Outcome) -> None:
             cache_hit_tokens=usage.prompt_cache_hit_tokens,
             cache_miss_tokens=usage.prompt_cache_miss_tokens,
         )
-    reply = await db(_finish)(stream.message_id, fields)
+    reply = await db(_finish)(stream.reply, fields, usage)
     await broadcast(stream.conversation_id, done_event(reply))
     await live.finish(stream.message_id)
     logger.info("Reply %s ended %s", reply.id, reply.status)

@@ -16,6 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from . import catalog
 from .errors import ChatError, reply_error_message
 from .models import Conversation, Message
 from .tasks import generate_reply
@@ -72,23 +73,33 @@ def validate_content(content) -> str:
     return content
 
 
-def accept_message(user, *, conversation_id, new_conversation_id, content, client_id) -> Accepted:
+def accept_message(
+    user, *, conversation_id, new_conversation_id, content, client_id, model_slug=None
+) -> Accepted:
     """Store a user message and a queued reply, and enqueue the reply task on commit.
 
     `new_conversation_id` names the conversation to create when
     `conversation_id` is None, so the caller can subscribe to it first.
-    A resend with a known `client_id` returns the stored messages.
+    `model_slug` picks a model on the user's plan; None keeps the
+    conversation's model. A resend with a known `client_id` returns the
+    stored messages.
     """
     duplicate = _find_duplicate(user, client_id)
     if duplicate:
         return duplicate
     content = validate_content(content)
+    if model_slug is not None and not isinstance(model_slug, str):
+        raise ChatError("invalid_input", _("`model` must be a string or null."))
 
     try:
         with transaction.atomic():
             conversation = _conversation_for_send(
                 user, conversation_id, new_conversation_id, content
             )
+            model = _model_for_send(user, model_slug, conversation)
+            if conversation.chat_model_id != model.pk:
+                conversation.chat_model = model
+                conversation.save(update_fields=["chat_model"])
             user_message = Message.objects.create(
                 conversation=conversation,
                 role=Message.Role.USER,
@@ -100,7 +111,8 @@ def accept_message(user, *, conversation_id, new_conversation_id, content, clien
                 conversation=conversation,
                 role=Message.Role.ASSISTANT,
                 status=Message.Status.QUEUED,
-                model=settings.DEEPSEEK_MODEL,
+                chat_model=model,
+                model=catalog.model_id_for(model),
             )
             Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
             transaction.on_commit(
@@ -120,6 +132,14 @@ def accept_message(user, *, conversation_id, new_conversation_id, content, clien
         assistant_message.id,
     )
     return Accepted(conversation, user_message, assistant_message, duplicate=False)
+
+
+def _model_for_send(user, model_slug, conversation):
+    try:
+        return catalog.model_for_send(user, model_slug, conversation)
+    except catalog.ModelUnavailable:
+        logger.info("User %s asked for model %r, which is not on their plan", user.pk, model_slug)
+        raise ChatError("model_unavailable") from None
 
 
 def _find_duplicate(user, client_id) -> Accepted | None:

@@ -4,6 +4,7 @@ from django.http import Http404
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 
+from . import catalog
 from .errors import REPLY_ERRORS, REQUEST_ERRORS, ChatError
 from .models import Conversation
 from .services import get_conversation_for_user, interrupt_stale_replies
@@ -33,11 +34,22 @@ def _chat_page(request, conversation):
     messages = []
     if conversation is not None:
         messages = [message.as_event_dict() for message in conversation.messages.all()]
+    models = list(catalog.available_models(request.user))
+    selected = _selected_model(request.user, conversation, models)
 
     page_data = {
         "conversation": str(conversation.id) if conversation else None,
         "messages": messages,
         "maxInputChars": settings.CHAT_MAX_INPUT_CHARS,
+        "models": [
+            {
+                "slug": model.slug,
+                "name": model.display_name,
+                "simulator": model.endpoint.is_simulator,
+            }
+            for model in models
+        ],
+        "model": selected.slug if selected else None,
         "requestErrors": {code: str(text) for code, text in REQUEST_ERRORS.items()},
         "replyErrors": {code: str(text) for code, text in REPLY_ERRORS.items()},
         "strings": _page_strings(),
@@ -48,9 +60,19 @@ def _chat_page(request, conversation):
         {
             "conversation": conversation,
             "conversations": conversations,
+            "models": models,
+            "selected_model": selected,
             "page_data": page_data,
         },
     )
+
+
+def _selected_model(user, conversation, models):
+    if conversation is not None:
+        chosen = next((m for m in models if m.pk == conversation.chat_model_id), None)
+        if chosen is not None:
+            return chosen
+    return catalog.default_model_for(user)
 
 
 def _page_strings():

@@ -75,7 +75,6 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "chat.context_processors.upstream",
             ],
         },
     },
@@ -219,6 +218,10 @@ DEEPSEEK_THINKING = env.bool("DEEPSEEK_THINKING", True)
 UPSTREAM_MAX_RETRIES = env.int("UPSTREAM_MAX_RETRIES", 3)
 UPSTREAM_BACKOFF_SECONDS = env.float("UPSTREAM_BACKOFF_SECONDS", 1.0)
 UPSTREAM_READ_TIMEOUT_SECONDS = env.float("UPSTREAM_READ_TIMEOUT_SECONDS", 600.0)
+
+# Slug of the model new conversations use; "environment" is the one the
+# DEEPSEEK_* variables describe, created at `migrate`.
+CHAT_DEFAULT_MODEL = env.str("CHAT_DEFAULT_MODEL", "environment")
 
 # Chat limits.
 CHAT_MAX_INPUT_CHARS = env.int("CHAT_MAX_INPUT_CHARS", 20_000)

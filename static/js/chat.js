@@ -18,6 +18,8 @@ const charCount = root.querySelector("[data-char-count]");
 const connectionState = root.querySelector("[data-connection-state]");
 const titleElement = root.querySelector("[data-chat-title]");
 const conversationList = root.querySelector("[data-conversation-list]");
+const modelSelect = root.querySelector("[data-model-select]");
+const simulatorNotice = root.querySelector("[data-simulator-notice]");
 
 setLabels({ copy: strings.copy, copied: strings.copied });
 installCopyHandler(list);
@@ -200,7 +202,7 @@ function refreshControls() {
   const reply = activeReply();
   stopButton.hidden = reply === null;
   sendButton.hidden = reply !== null;
-  sendButton.disabled = state.pending !== null;
+  sendButton.disabled = state.pending !== null || modelSelect === null;
   input.readOnly = state.pending !== null;
   const length = input.value.length;
   const limit = data.maxInputChars;
@@ -227,7 +229,7 @@ function submit() {
   }
   showComposerError("");
   // The text stays in the composer until the server accepts it.
-  state.pending = { clientId: crypto.randomUUID(), content };
+  state.pending = { clientId: crypto.randomUUID(), content, model: modelSelect?.value ?? null };
   sendPending();
   refreshControls();
 }
@@ -239,6 +241,7 @@ function sendPending() {
     conversation: state.conversation,
     content: state.pending.content,
     client_id: state.pending.clientId,
+    model: state.pending.model,
   });
 }
 
@@ -260,6 +263,13 @@ input.addEventListener("input", () => {
   refreshControls();
   if (input.value.length <= data.maxInputChars) showComposerError("");
 });
+
+function showSimulatorNotice() {
+  const model = data.models.find((entry) => entry.slug === modelSelect?.value);
+  if (simulatorNotice) simulatorNotice.hidden = !model?.simulator;
+}
+
+modelSelect?.addEventListener("change", showSimulatorNotice);
 
 stopButton.addEventListener("click", () => {
   const reply = activeReply();

@@ -12,6 +12,10 @@ class Conversation(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
     )
     title = models.CharField(_("title"), max_length=200, blank=True)
+    # The model picked for this conversation; the next send uses it by default.
+    chat_model = models.ForeignKey(
+        "chat.ChatModel", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -56,6 +60,11 @@ class Message(models.Model):
     # A UUID made by the browser for a user message; a resend with the same
     # value returns the stored message instead of creating a second one.
     client_id = models.UUIDField(null=True, blank=True, unique=True)
+    # The catalogue entry that wrote a reply, and the model id it sent upstream
+    # (kept when the catalogue entry changes or goes).
+    chat_model = models.ForeignKey(
+        "chat.ChatModel", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     model = models.CharField(max_length=200, blank=True)
     finish_reason = models.CharField(max_length=64, blank=True)
     error_code = models.CharField(max_length=64, blank=True)
@@ -66,6 +75,8 @@ class Message(models.Model):
     reasoning_tokens = models.PositiveIntegerField(null=True, blank=True)
     cache_hit_tokens = models.PositiveIntegerField(null=True, blank=True)
     cache_miss_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # US dollars at the model's price when the reply started; None without usage.
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
 
     # Sequence number of the last delta stored with this row (checkpoints).
     seq = models.PositiveIntegerField(default=0)
