@@ -31,7 +31,7 @@ class UserManager(BaseUserManager):
 
 
 class Plan(models.Model):
-    """What a group of users may do: which models they may use (quotas come later)."""
+    """What a group of users may do: which models they may use, and how much (PlanLimit)."""
 
     GUEST = "guest"
     FREE = "free"
@@ -48,6 +48,65 @@ class Plan(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class ModelClass(models.TextChoices):
+    """Classes of models that quotas count separately."""
+
+    THINKING = "thinking", _("thinking")
+    INSTANT = "instant", _("instant")
+
+
+class PlanLimit(models.Model):
+    """A plan's caps for one model class; an empty cap means no limit."""
+
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="limits")
+    model_class = models.CharField(_("model class"), max_length=16, choices=ModelClass.choices)
+    messages_per_day = models.PositiveIntegerField(_("messages a day"), null=True, blank=True)
+    messages_per_minute = models.PositiveIntegerField(_("messages a minute"), null=True, blank=True)
+    max_in_flight = models.PositiveIntegerField(
+        _("replies in flight at once"), default=1, help_text=_("Replies queued or streaming.")
+    )
+    max_input_chars = models.PositiveIntegerField(_("maximum input (characters)"), default=20_000)
+    max_output_tokens = models.PositiveIntegerField(
+        _("maximum output tokens"), null=True, blank=True
+    )
+
+    class Meta:
+        verbose_name = _("plan limit")
+        verbose_name_plural = _("plan limits")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["plan", "model_class"], name="accounts_limit_plan_class_unique"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.plan} · {self.get_model_class_display()}"
+
+
+class QuotaCounter(models.Model):
+    """Messages counted against a daily cap: one row per subject, model class and quota day.
+
+    `subject` is "user:<id>" (later also guest keys). Reservations change
+    `used` with single conditional UPDATE statements, so concurrent sends
+    from any number of sockets and processes never pass the cap.
+    """
+
+    subject = models.CharField(max_length=200)
+    model_class = models.CharField(max_length=16, choices=ModelClass.choices)
+    day = models.DateField()
+    used = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subject", "model_class", "day"], name="accounts_quota_counter_unique"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.subject} {self.model_class} {self.day}: {self.used}"
 
 
 class User(AbstractBaseUser, PermissionsMixin):

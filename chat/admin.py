@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 
 from .models import ChatModel, Conversation, Endpoint, Message, ModelPrice
 
@@ -49,6 +50,8 @@ class EndpointAdmin(admin.ModelAdmin):
     list_display = ("name", "kind", "base_url", "api_key_env", "is_active")
     list_filter = ("kind", "is_active")
     prepopulated_fields = {"slug": ("name",)}
+    # A base URL typed without a scheme means https (Django 6's default too).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_readonly_fields(self, request, obj=None):
         # The environment's endpoint is rewritten from DEEPSEEK_* at every migrate.

@@ -142,6 +142,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             "duplicate": accepted.duplicate,
             "user_message": accepted.user_message.as_event_dict(),
             "assistant_message": accepted.assistant_message.as_event_dict(),
+            "quota": accepted.quota,
         }
         # The sender hears first, before any delta of the reply reaches it.
         await self.send_json(event)

@@ -17,6 +17,8 @@ REQUEST_ERRORS = {
     ),
     "server_error": _("The server failed to handle the request. Try again in a moment."),
     "model_unavailable": _("That model is not available on your plan. Pick another one."),
+    "quota_exceeded": _("You have used all messages of your plan for today."),
+    "rate_limited": _("You are sending too fast. Wait a moment, then send again."),
 }
 
 # Errors that end a reply (the `error` of `message.done`).

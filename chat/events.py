@@ -16,8 +16,9 @@ async def broadcast(conversation_id, event: dict) -> None:
     )
 
 
-def done_event(reply: Message) -> dict:
+def done_event(reply: Message, quota: dict | None = None) -> dict:
     return {
+        "quota": quota,
         "type": "message.done",
         "message": str(reply.id),
         "status": reply.status,

@@ -18,7 +18,9 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
-from . import catalog, live
+from accounts import quotas
+
+from . import accounting, catalog, live
 from .errors import reply_error_message
 from .events import broadcast, done_event
 from .history import HistoryItem, build_history
@@ -114,7 +116,15 @@ def _checkpoint(message_id, fields: dict) -> None:
 def _finish(reply: Message, fields: dict, usage: Usage | None) -> Message:
     fields["cost_usd"] = catalog.reply_cost(reply.chat_model, reply.started_at, usage)
     Message.objects.filter(pk=reply.pk).update(**fields)
-    return Message.objects.get(pk=reply.pk)
+    finished = Message.objects.select_related("conversation__owner").get(pk=reply.pk)
+    accounting.settle(finished)
+    return finished
+
+
+def _quota_after(reply: Message) -> dict | None:
+    if not reply.quota_class:
+        return None
+    return quotas.status_for(reply.conversation.owner, reply.quota_class).as_dict()
 
 
 @dataclass
@@ -359,6 +369,7 @@ async def _store_outcome(stream: ReplyStream, outcome: Outcome) -> None:
             cache_miss_tokens=usage.prompt_cache_miss_tokens,
         )
     reply = await db(_finish)(stream.reply, fields, usage)
-    await broadcast(stream.conversation_id, done_event(reply))
+    quota = await db(_quota_after)(reply)
+    await broadcast(stream.conversation_id, done_event(reply, quota))
     await live.finish(stream.message_id)
     logger.info("Reply %s ended %s", reply.id, reply.status)

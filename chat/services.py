@@ -16,7 +16,9 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import catalog
+from accounts import quotas
+
+from . import accounting, catalog
 from .errors import ChatError, reply_error_message
 from .models import Conversation, Message
 from .tasks import generate_reply
@@ -38,6 +40,7 @@ class Accepted:
     user_message: Message
     assistant_message: Message
     duplicate: bool
+    quota: dict | None = None
 
 
 def get_conversation_for_user(user, conversation_id) -> Conversation:
@@ -97,6 +100,7 @@ def accept_message(
                 user, conversation_id, new_conversation_id, content
             )
             model = _model_for_send(user, model_slug, conversation)
+            reservation = _reserve(user, model, content)
             if conversation.chat_model_id != model.pk:
                 conversation.chat_model = model
                 conversation.save(update_fields=["chat_model"])
@@ -113,6 +117,12 @@ def accept_message(
                 status=Message.Status.QUEUED,
                 chat_model=model,
                 model=catalog.model_id_for(model),
+                quota_subject=reservation.subject,
+                quota_class=reservation.model_class,
+                quota_day=reservation.day,
+                quota_state=Message.QuotaState.RESERVED
+                if reservation.day
+                else Message.QuotaState.NONE,
             )
             Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
             transaction.on_commit(
@@ -131,7 +141,38 @@ def accept_message(
         conversation.id,
         assistant_message.id,
     )
-    return Accepted(conversation, user_message, assistant_message, duplicate=False)
+    quota = quotas.status_for(user, model.model_class).as_dict()
+    return Accepted(conversation, user_message, assistant_message, duplicate=False, quota=quota)
+
+
+def _reserve(user, model, content):
+    try:
+        return quotas.reserve(
+            user,
+            model.model_class,
+            in_flight_count=_in_flight_count,
+            recent_sends=_recent_sends,
+            content_length=len(content),
+        )
+    except quotas.QuotaExceeded as blocked:
+        logger.info("Send of user %s blocked: %s", user.pk, blocked.code)
+        raise ChatError(blocked.code, blocked.detail, retry_after=blocked.retry_after) from None
+
+
+def _in_flight_count(user) -> int:
+    return Message.objects.filter(
+        conversation__owner=user, role=Message.Role.ASSISTANT, status__in=Message.IN_FLIGHT
+    ).count()
+
+
+def _recent_sends(user, since) -> list:
+    return list(
+        Message.objects.filter(
+            conversation__owner=user, role=Message.Role.USER, created_at__gte=since
+        )
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+    )
 
 
 def _model_for_send(user, model_slug, conversation):
@@ -205,6 +246,7 @@ def interrupt_stale_replies(conversation) -> list[Message]:
                 "Reply %s interrupted: no heartbeat since %s", reply.pk, reply.heartbeat_at
             )
             reply.refresh_from_db()
+            accounting.settle(reply)
             interrupted.append(reply)
     return interrupted
 
@@ -227,7 +269,11 @@ def stop_queued_reply(message: Message) -> Message | None:
     updated = Message.objects.filter(pk=message.pk, status=Message.Status.QUEUED).update(
         status=Message.Status.STOPPED, finished_at=now, heartbeat_at=now
     )
-    return Message.objects.get(pk=message.pk) if updated else None
+    if not updated:
+        return None
+    stopped = Message.objects.select_related("conversation").get(pk=message.pk)
+    accounting.settle(stopped)
+    return stopped
 
 
 def in_flight_replies(conversation) -> list[Message]:

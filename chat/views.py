@@ -4,6 +4,8 @@ from django.http import Http404
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 
+from accounts import quotas
+
 from . import catalog
 from .errors import REPLY_ERRORS, REQUEST_ERRORS, ChatError
 from .models import Conversation
@@ -46,10 +48,15 @@ def _chat_page(request, conversation):
                 "slug": model.slug,
                 "name": model.display_name,
                 "simulator": model.endpoint.is_simulator,
+                "class": model.model_class,
             }
             for model in models
         ],
         "model": selected.slug if selected else None,
+        "quota": {
+            model_class: quotas.status_for(request.user, model_class).as_dict()
+            for model_class in {model.model_class for model in models}
+        },
         "requestErrors": {code: str(text) for code, text in REQUEST_ERRORS.items()},
         "replyErrors": {code: str(text) for code, text in REPLY_ERRORS.items()},
         "strings": _page_strings(),
@@ -95,4 +102,7 @@ def _page_strings():
         "tooLong": _("The message has %(count)s characters; the limit is %(limit)s."),
         "newChat": _("New chat"),
         "untitled": _("Untitled"),
+        "quotaLeft": _("%(count)s messages left today, resets at %(time)s"),
+        "quotaNone": _("No messages left today; the count resets at %(time)s"),
+        "blockedFor": _("Sending is possible again in %(seconds)s s."),
     }

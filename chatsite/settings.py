@@ -4,8 +4,10 @@ A malformed value stops start-up with an error that names the variable
 (environs raises EnvValidationError). Nothing secret has a default here.
 """
 
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
@@ -222,6 +224,21 @@ UPSTREAM_READ_TIMEOUT_SECONDS = env.float("UPSTREAM_READ_TIMEOUT_SECONDS", 600.0
 # Slug of the model new conversations use; "environment" is the one the
 # DEEPSEEK_* variables describe, created at `migrate`.
 CHAT_DEFAULT_MODEL = env.str("CHAT_DEFAULT_MODEL", "environment")
+
+# The quota day starts at this local time in this time zone.
+QUOTA_TIME_ZONE = env.str("QUOTA_TIME_ZONE", "UTC")
+QUOTA_RESET_AT = env.str("QUOTA_RESET_AT", "00:00")
+try:
+    ZoneInfo(QUOTA_TIME_ZONE)
+except (ZoneInfoNotFoundError, ValueError):
+    raise ImproperlyConfigured(
+        f"QUOTA_TIME_ZONE={QUOTA_TIME_ZONE!r} is not a time zone; use a name such as "
+        "UTC or Asia/Shanghai."
+    ) from None
+if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", QUOTA_RESET_AT):
+    raise ImproperlyConfigured(
+        f"QUOTA_RESET_AT={QUOTA_RESET_AT!r} is not a time; use HH:MM, such as 00:00."
+    )
 
 # Chat limits.
 CHAT_MAX_INPUT_CHARS = env.int("CHAT_MAX_INPUT_CHARS", 20_000)

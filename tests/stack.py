@@ -125,6 +125,8 @@ def stack_env(django_db_setup, simulator):
         SIMULATOR_URL=simulator,
         UPSTREAM_BACKOFF_SECONDS="0.05",
         PYTHONUNBUFFERED="1",
+        # A key the worker can send to the simulator for endpoints of test catalogues.
+        CHATSITE_TEST_API_KEY="sk-test-endpoint",
     )
     return env
 

@@ -12,9 +12,14 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+# Only variables named like API keys can be read, so an endpoint cannot send
+# SECRET_KEY or DATABASE_URL to its server.
 ENV_NAME = RegexValidator(
-    r"^[A-Z_][A-Z0-9_]*$",
-    _("Use an environment variable name: capital letters, digits and underscores."),
+    r"^[A-Z][A-Z0-9_]*API_KEY$",
+    _(
+        "Use the name of an environment variable that ends in API_KEY, in capital "
+        "letters, digits and underscores."
+    ),
 )
 # Slug of the endpoint and model built from the DEEPSEEK_* environment variables.
 ENVIRONMENT_SLUG = "environment"
@@ -78,7 +83,9 @@ class Endpoint(models.Model):
         """Return the API key from the environment; never store or display it."""
         if self.managed_by_environment:
             return settings.DEEPSEEK_API_KEY
-        return os.environ.get(self.api_key_env, "") if self.api_key_env else ""
+        if not self.api_key_env or not self.api_key_env.endswith("API_KEY"):
+            return ""
+        return os.environ.get(self.api_key_env, "")
 
     @property
     def is_simulator(self) -> bool:

@@ -78,6 +78,21 @@ class Message(models.Model):
     # US dollars at the model's price when the reply started; None without usage.
     cost_usd = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
 
+    # The quota reservation a reply holds, settled by its outcome when it ends:
+    # the counter row is named here because the reply may end after the reset.
+    class QuotaState(models.TextChoices):
+        NONE = "", _("not counted")
+        RESERVED = "reserved", _("reserved")
+        COUNTED = "counted", _("counted")
+        REFUNDED = "refunded", _("refunded")
+
+    quota_subject = models.CharField(max_length=200, blank=True)
+    quota_class = models.CharField(max_length=16, blank=True)
+    quota_day = models.DateField(null=True, blank=True)
+    quota_state = models.CharField(
+        max_length=16, choices=QuotaState.choices, default=QuotaState.NONE, blank=True
+    )
+
     # Sequence number of the last delta stored with this row (checkpoints).
     seq = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)

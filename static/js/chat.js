@@ -20,6 +20,7 @@ const titleElement = root.querySelector("[data-chat-title]");
 const conversationList = root.querySelector("[data-conversation-list]");
 const modelSelect = root.querySelector("[data-model-select]");
 const simulatorNotice = root.querySelector("[data-simulator-notice]");
+const quotaElement = root.querySelector("[data-quota]");
 
 setLabels({ copy: strings.copy, copied: strings.copied });
 installCopyHandler(list);
@@ -29,6 +30,8 @@ function format(template, values) {
 }
 
 const state = {
+  quotas: { ...data.quota }, // model class -> {limit, remaining, resets_at}
+  blockedUntil: 0, // no send before this time (ms), after a quota or rate error
   conversation: data.conversation,
   messages: new Map(), // id -> view of one message
   pending: null, // {clientId, content} until the server accepts or rejects it
@@ -198,11 +201,51 @@ function activeReply() {
   return null;
 }
 
+function selectedQuota() {
+  const model = data.models.find((entry) => entry.slug === modelSelect?.value);
+  return model ? state.quotas[model.class] : undefined;
+}
+
+function paintQuota() {
+  const quota = selectedQuota();
+  if (!quota || quota.remaining === null) {
+    quotaElement.textContent = "";
+    return;
+  }
+  const time = new Intl.DateTimeFormat(document.documentElement.lang, {
+    hour: "2-digit",
+    minute: "2-digit",
+  }).format(new Date(quota.resets_at));
+  const template = quota.remaining > 0 ? strings.quotaLeft : strings.quotaNone;
+  quotaElement.textContent = format(template, { count: quota.remaining, time });
+}
+
+function updateQuota(quota) {
+  if (!quota) return;
+  state.quotas[quota.model_class] = quota;
+  paintQuota();
+}
+
+function blockSending(seconds) {
+  state.blockedUntil = Date.now() + seconds * 1000;
+  window.setTimeout(() => {
+    // The server's count has reset or the minute has passed: allow a new try.
+    const quota = selectedQuota();
+    if (quota && quota.remaining === 0 && Date.now() >= new Date(quota.resets_at).getTime()) {
+      quota.remaining = quota.limit;
+      paintQuota();
+    }
+    refreshControls();
+  }, seconds * 1000 + 50);
+}
+
 function refreshControls() {
   const reply = activeReply();
+  const quota = selectedQuota();
+  const blocked = Date.now() < state.blockedUntil || quota?.remaining === 0;
   stopButton.hidden = reply === null;
   sendButton.hidden = reply !== null;
-  sendButton.disabled = state.pending !== null || modelSelect === null;
+  sendButton.disabled = state.pending !== null || modelSelect === null || blocked;
   input.readOnly = state.pending !== null;
   const length = input.value.length;
   const limit = data.maxInputChars;
@@ -223,6 +266,7 @@ function autoGrow() {
 function submit() {
   const content = input.value;
   if (!content.trim() || state.pending !== null || activeReply() !== null) return;
+  if (sendButton.disabled) return;
   if (content.length > data.maxInputChars) {
     showComposerError(format(strings.tooLong, { count: content.length, limit: data.maxInputChars }));
     return;
@@ -269,7 +313,11 @@ function showSimulatorNotice() {
   if (simulatorNotice) simulatorNotice.hidden = !model?.simulator;
 }
 
-modelSelect?.addEventListener("change", showSimulatorNotice);
+modelSelect?.addEventListener("change", () => {
+  showSimulatorNotice();
+  paintQuota();
+  refreshControls();
+});
 
 stopButton.addEventListener("click", () => {
   const reply = activeReply();
@@ -293,6 +341,7 @@ function onAccepted(frame) {
   }
   addMessage(frame.user_message);
   addMessage(frame.assistant_message);
+  updateQuota(frame.quota);
   // Sending always brings the new exchange into view.
   keepScrolled(true);
   refreshControls();
@@ -371,6 +420,7 @@ function onStatus(frame) {
 }
 
 function onDone(frame) {
+  updateQuota(frame.quota);
   const view = state.messages.get(frame.message);
   if (!view) return;
   view.status = frame.status;
@@ -392,6 +442,12 @@ function onError(frame) {
     // The message was not accepted: its text is still in the composer.
     state.pending = null;
     showComposerError(frame.detail || data.requestErrors[frame.code] || frame.code);
+    if (frame.code === "quota_exceeded") {
+      const quota = selectedQuota();
+      if (quota) quota.remaining = 0;
+      paintQuota();
+    }
+    if (frame.retry_after) blockSending(frame.retry_after);
     refreshControls();
     input.focus();
     return;
@@ -450,5 +506,10 @@ window.addEventListener("online", () => {
 
 for (const message of data.messages) addMessage(message);
 list.scrollTop = list.scrollHeight;
+paintQuota();
+const startQuota = selectedQuota();
+if (startQuota?.remaining === 0) {
+  blockSending(Math.max(1, (new Date(startQuota.resets_at).getTime() - Date.now()) / 1000));
+}
 refreshControls();
 input.focus();

@@ -41,7 +41,7 @@ def test_sidebar_lists_only_own_conversations(client, owner, outsider):
 
 def notice_tag(response):
     html = response.content.decode()
-    start = html.index("<p class=\"simulator-notice\"")
+    start = html.index('<p class="simulator-notice"')
     return html[start : html.index(">", start)]
 
 

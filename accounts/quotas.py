@@ -1,0 +1,219 @@
+"""Message quotas: reserve one message when a send is accepted, settle it when the reply ends.
+
+What counts against a cap follows one table (docs/quotas.md):
+
+| outcome | counts |
+| --- | --- |
+| complete, truncated | yes |
+| stopped after the first token | yes |
+| stopped before any output | no |
+| failed, interrupted (upstream out of capacity included) | no |
+
+Reservations run inside the send's transaction. The user's row is locked
+first, so one user's concurrent sends are checked one after another, and the
+daily counter moves by a single conditional UPDATE, so the cap holds even
+across processes.
+"""
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from .models import PlanLimit, QuotaCounter, User
+
+logger = logging.getLogger(__name__)
+
+MINUTE = timedelta(minutes=1)
+
+
+class QuotaExceeded(Exception):
+    """A send that a plan's limit blocks; `code` is the protocol's error code."""
+
+    def __init__(self, code, detail, *, retry_after=None):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    subject: str
+    model_class: str
+    day: date | None  # None when the plan has no daily cap
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaStatus:
+    """What the page shows: messages left today (None: no cap) and when the count resets."""
+
+    model_class: str
+    limit: int | None
+    remaining: int | None
+    resets_at: datetime
+
+    def as_dict(self):
+        return {
+            "model_class": self.model_class,
+            "limit": self.limit,
+            "remaining": self.remaining,
+            "resets_at": self.resets_at.isoformat(),
+        }
+
+
+def subject_for(user) -> str:
+    return f"user:{user.pk}"
+
+
+def _zone():
+    return ZoneInfo(settings.QUOTA_TIME_ZONE)
+
+
+def _reset_time():
+    hours, minutes = map(int, settings.QUOTA_RESET_AT.split(":"))
+    return time(hours, minutes)
+
+
+def quota_day(moment: datetime) -> date:
+    """Return the quota day `moment` falls in: days start at QUOTA_RESET_AT local time."""
+    local = moment.astimezone(_zone())
+    reset = _reset_time()
+    day = local.date()
+    return day if local.time() >= reset else day - timedelta(days=1)
+
+
+def next_reset(moment: datetime) -> datetime:
+    day = quota_day(moment) + timedelta(days=1)
+    return datetime.combine(day, _reset_time(), tzinfo=_zone())
+
+
+def limit_for(user, model_class) -> PlanLimit | None:
+    return PlanLimit.objects.filter(
+        plan__slug=user.effective_plan_slug(), model_class=model_class
+    ).first()
+
+
+def status_for(user, model_class, now=None) -> QuotaStatus:
+    now = now or timezone.now()
+    limit = limit_for(user, model_class)
+    resets_at = next_reset(now)
+    if limit is None or limit.messages_per_day is None:
+        return QuotaStatus(model_class, None, None, resets_at)
+    used = (
+        QuotaCounter.objects.filter(
+            subject=subject_for(user), model_class=model_class, day=quota_day(now)
+        )
+        .values_list("used", flat=True)
+        .first()
+        or 0
+    )
+    return QuotaStatus(
+        model_class, limit.messages_per_day, max(0, limit.messages_per_day - used), resets_at
+    )
+
+
+def reserve(user, model_class, *, in_flight_count, recent_sends, content_length, now=None):
+    """Reserve one message for `user`, or raise QuotaExceeded. Call inside a transaction.
+
+    `in_flight_count(user)` counts the user's replies queued or streaming and
+    `recent_sends(user, since)` returns the times of their sends since a
+    moment, oldest first. Both are called after the user's row is locked, so
+    they cannot race another send.
+    """
+    now = now or timezone.now()
+    limit = limit_for(user, model_class)
+    if limit is None:
+        return Reservation(subject_for(user), model_class, None)
+    # Every check below runs with the user's row locked.
+    User.objects.select_for_update().only("pk").get(pk=user.pk)
+
+    if content_length > limit.max_input_chars:
+        raise QuotaExceeded(
+            "invalid_input",
+            _("The message has %(count)d characters; your plan allows %(limit)d. Shorten it.")
+            % {"count": content_length, "limit": limit.max_input_chars},
+        )
+    if in_flight_count(user) >= limit.max_in_flight:
+        raise QuotaExceeded(
+            "busy",
+            _(
+                "You already have %(count)d replies being written, the most your plan "
+                "allows at once. Wait for one to finish or stop it."
+            )
+            % {"count": limit.max_in_flight},
+        )
+    if limit.messages_per_minute is not None:
+        recent = recent_sends(user, now - MINUTE)
+        if len(recent) >= limit.messages_per_minute:
+            # The window frees a place when the oldest counted send is a minute old.
+            oldest = recent[len(recent) - limit.messages_per_minute]
+            wait = max(1, math.ceil((oldest + MINUTE - now).total_seconds()))
+            raise QuotaExceeded(
+                "rate_limited",
+                _("You can send %(limit)d messages a minute. Wait %(seconds)d seconds.")
+                % {"limit": limit.messages_per_minute, "seconds": wait},
+                retry_after=wait,
+            )
+    if limit.messages_per_day is None:
+        return Reservation(subject_for(user), model_class, None)
+
+    day = quota_day(now)
+    subject = subject_for(user)
+    _ensure_counter(subject, model_class, day)
+    taken = QuotaCounter.objects.filter(
+        subject=subject, model_class=model_class, day=day, used__lt=limit.messages_per_day
+    ).update(used=F("used") + 1)
+    if not taken:
+        resets_at = next_reset(now)
+        raise QuotaExceeded(
+            "quota_exceeded",
+            _(
+                "You have used all %(limit)d messages of your plan for today. "
+                "The count resets at %(time)s (%(zone)s)."
+            )
+            % {
+                "limit": limit.messages_per_day,
+                "time": resets_at.strftime("%H:%M"),
+                "zone": settings.QUOTA_TIME_ZONE,
+            },
+            retry_after=math.ceil((resets_at - now).total_seconds()),
+        )
+    return Reservation(subject, model_class, day)
+
+
+def _ensure_counter(subject, model_class, day):
+    # ON CONFLICT DO NOTHING: two first sends of a day must not both insert.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {QuotaCounter._meta.db_table} (subject, model_class, day, used) "
+            "VALUES (%s, %s, %s, 0) ON CONFLICT DO NOTHING",
+            [subject, model_class, day],
+        )
+
+
+def refund(subject, model_class, day) -> bool:
+    """Give one reserved message back; return whether a counter was decremented."""
+    if day is None:
+        return False
+    return bool(
+        QuotaCounter.objects.filter(
+            subject=subject, model_class=model_class, day=day, used__gt=0
+        ).update(used=F("used") - 1)
+    )
+
+
+def counts(status: str, produced_output: bool) -> bool:
+    """Return whether a reply that ended in `status` counts against the quota."""
+    if status in ("complete", "truncated"):
+        return True
+    if status == "stopped":
+        return produced_output
+    return False
