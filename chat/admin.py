@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.db import models
 
-from .models import ChatModel, Conversation, Endpoint, Message, ModelPrice
+from .models import ChatModel, Conversation, Endpoint, Message, ModelPrice, UsageRecord
 
 
 class MessageInline(admin.TabularInline):
@@ -67,3 +67,24 @@ class ChatModelAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ("display_name",)}
     filter_horizontal = ("plans",)
     inlines = [ModelPriceInline]
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(admin.ModelAdmin):
+    list_display = (
+        "created_at",
+        "user",
+        "model_id",
+        "outcome",
+        "counted",
+        "completion_tokens",
+        "cost_usd",
+        "error_code",
+    )
+    list_filter = ("outcome", "counted", "model_id", "error_code")
+    raw_id_fields = ("message", "user", "chat_model")
+    date_hierarchy = "created_at"
+
+    def has_change_permission(self, request, obj=None):
+        # The ledger is a record of what happened; nobody edits it.
+        return False

@@ -65,7 +65,7 @@ def _claim(message_id):
         )
         if not claimed:
             return None
-        return Message.objects.select_related("conversation", "chat_model__endpoint").get(
+        return Message.objects.select_related("conversation__owner", "chat_model__endpoint").get(
             pk=message_id
         )
 
@@ -99,10 +99,18 @@ def _prepare_call(reply: Message) -> UpstreamCall | None:
     user_id = None
     if model.endpoint.kind == Endpoint.Kind.DEEPSEEK:
         user_id = catalog.upstream_user_id(reply.conversation.owner_id)
+    # The smallest of the model's, the plan's and the site's output caps applies.
+    limit = quotas.limit_for(reply.conversation.owner, model.model_class)
+    caps = [
+        model.max_output_tokens,
+        limit.max_output_tokens if limit else None,
+        settings.CHAT_MAX_OUTPUT_TOKENS,
+    ]
+    max_tokens = min((cap for cap in caps if cap), default=None)
     return UpstreamCall(
         config=catalog.upstream_config(model),
         messages=messages,
-        max_tokens=model.max_output_tokens or settings.CHAT_MAX_OUTPUT_TOKENS,
+        max_tokens=max_tokens,
         user_id=user_id,
     )
 
