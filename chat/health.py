@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import httpx
 from django.db.models import Prefetch
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from . import catalog
 from .models import ChatModel, Endpoint
@@ -244,7 +245,8 @@ async def _list_models(
         ok=True,
         status=status,
         latency_ms=latency,
-        detail=f"{count} model{'s' if count != 1 else ''} listed",
+        detail=ngettext("%(count)d model listed", "%(count)d models listed", count)
+        % {"count": count},
     )
     return result, model_ids
 
@@ -322,14 +324,19 @@ def _model_result(
     elif reply.finish_reason == "insufficient_system_resource":
         # DeepSeek's way of saying it ran out of capacity in the middle of a reply.
         problem_code = "overloaded"
-        detail = "the reply ended with finish_reason insufficient_system_resource"
+        detail = str(_("the reply ended with finish_reason %(reason)s")) % {
+            "reason": "insufficient_system_resource"
+        }
     elif unlisted:
         problem_code = "model_not_listed"
-        detail = f"{model_id!r} is not among the {len(listed_ids)} ids that GET /models returned"
+        detail = str(_("%(model)s is not among the %(count)d ids that GET /models returned")) % {
+            "model": repr(model_id),
+            "count": len(listed_ids),
+        }
     elif reply.finish_reason:
         # "length" is the usual outcome, because a thinking model spends the small
         # token budget on reasoning.
-        detail = f"finish_reason {reply.finish_reason}"
+        detail = str(_("finish_reason %(reason)s")) % {"reason": reply.finish_reason}
     return CheckResult(
         target=model_id,
         model_slug=model.slug,
