@@ -2,11 +2,38 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.utils.translation import gettext_lazy as _
 
-from .models import Plan, PlanLimit, QuotaCounter, User
+from .audit import record_formset_changes
+from .models import (
+    LimitChange,
+    Plan,
+    PlanLimit,
+    QuotaCounter,
+    SpendCap,
+    User,
+    UserLimitOverride,
+)
+
+
+class UserLimitOverrideInline(admin.TabularInline):
+    model = UserLimitOverride
+    extra = 0
 
 
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
+    inlines = [UserLimitOverrideInline]
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is UserLimitOverride:
+            record_formset_changes(
+                formset,
+                request.user,
+                lambda override, data: (
+                    f"user {form.instance.pk}/{data.get('model_class') or override.model_class}"
+                ),
+            )
+        super().save_formset(request, form, formset, change)
+
     ordering = ("email",)
     list_display = ("email", "display_name", "is_staff", "is_active", "date_joined")
     search_fields = ("email", "display_name")
@@ -32,6 +59,39 @@ class PlanAdmin(admin.ModelAdmin):
     list_display = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
     inlines = [PlanLimitInline]
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is PlanLimit:
+            record_formset_changes(
+                formset,
+                request.user,
+                lambda limit, data: (
+                    f"plan {form.instance.slug}/{data.get('model_class') or limit.model_class}"
+                ),
+            )
+        super().save_formset(request, form, formset, change)
+
+
+@admin.register(LimitChange)
+class LimitChangeAdmin(admin.ModelAdmin):
+    list_display = ("changed_at", "changed_by", "target", "field", "old_value", "new_value")
+    list_filter = ("field",)
+    search_fields = ("target",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SpendCap)
+class SpendCapAdmin(admin.ModelAdmin):
+    list_display = ("name", "amount_usd", "is_active")
+    filter_horizontal = ("plans",)
 
 
 @admin.register(QuotaCounter)

@@ -152,3 +152,84 @@ class User(AbstractBaseUser, PermissionsMixin):
         if self.plan_id is not None:
             return self.plan.slug
         return Plan.FREE
+
+
+LIMIT_FIELDS = (
+    "messages_per_day",
+    "messages_per_minute",
+    "max_in_flight",
+    "max_input_chars",
+    "max_output_tokens",
+)
+
+
+class UserLimitOverride(models.Model):
+    """Staff's caps for one user and model class; an empty field keeps the plan's value."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="limit_overrides")
+    model_class = models.CharField(_("model class"), max_length=16, choices=ModelClass.choices)
+    messages_per_day = models.PositiveIntegerField(_("messages a day"), null=True, blank=True)
+    messages_per_minute = models.PositiveIntegerField(_("messages a minute"), null=True, blank=True)
+    max_in_flight = models.PositiveIntegerField(
+        _("replies in flight at once"), null=True, blank=True
+    )
+    max_input_chars = models.PositiveIntegerField(
+        _("maximum input (characters)"), null=True, blank=True
+    )
+    max_output_tokens = models.PositiveIntegerField(
+        _("maximum output tokens"), null=True, blank=True
+    )
+
+    class Meta:
+        verbose_name = _("limit override")
+        verbose_name_plural = _("limit overrides")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "model_class"], name="accounts_override_user_class_unique"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.user} · {self.get_model_class_display()}"
+
+
+class LimitChange(models.Model):
+    """One changed cap: who changed which limit, when, from what to what."""
+
+    changed_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, related_name="+", verbose_name=_("changed by")
+    )
+    changed_at = models.DateTimeField(_("changed at"), auto_now_add=True)
+    # What was changed, as "plan free/thinking" or "user 42/thinking".
+    target = models.CharField(_("target"), max_length=200)
+    field = models.CharField(_("field"), max_length=64)
+    old_value = models.CharField(_("old value"), max_length=64, blank=True)
+    new_value = models.CharField(_("new value"), max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-changed_at"]
+        verbose_name = _("limit change")
+        verbose_name_plural = _("limit changes")
+
+    def __str__(self):
+        return f"{self.target} {self.field}: {self.old_value} -> {self.new_value}"
+
+
+class SpendCap(models.Model):
+    """A daily budget in US dollars; once the day's spend reaches it, new sends are refused.
+
+    With no plans selected the cap covers the whole site; otherwise only the
+    spend and the users of the selected plans.
+    """
+
+    name = models.CharField(_("name"), max_length=100)
+    amount_usd = models.DecimalField(_("US dollars a day"), max_digits=12, decimal_places=2)
+    plans = models.ManyToManyField(Plan, blank=True, related_name="spend_caps")
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("spend cap")
+        verbose_name_plural = _("spend caps")
+
+    def __str__(self):
+        return f"{self.name} (${self.amount_usd})"

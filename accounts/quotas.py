@@ -19,15 +19,18 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .models import PlanLimit, QuotaCounter, User
+from chat.models import UsageRecord
+
+from .models import LIMIT_FIELDS, PlanLimit, QuotaCounter, SpendCap, User, UserLimitOverride
 
 logger = logging.getLogger(__name__)
 
@@ -95,10 +98,31 @@ def next_reset(moment: datetime) -> datetime:
     return datetime.combine(day, _reset_time(), tzinfo=_zone())
 
 
-def limit_for(user, model_class) -> PlanLimit | None:
-    return PlanLimit.objects.filter(
+@dataclass(frozen=True, slots=True)
+class EffectiveLimit:
+    """A plan's limits for one model class with the user's overrides applied."""
+
+    messages_per_day: int | None
+    messages_per_minute: int | None
+    max_in_flight: int
+    max_input_chars: int
+    max_output_tokens: int | None
+
+
+def limit_for(user, model_class) -> EffectiveLimit | None:
+    """Return the user's limits for a model class, or None when the plan sets none."""
+    plan_limit = PlanLimit.objects.filter(
         plan__slug=user.effective_plan_slug(), model_class=model_class
     ).first()
+    if plan_limit is None:
+        return None
+    values = {name: getattr(plan_limit, name) for name in LIMIT_FIELDS}
+    override = UserLimitOverride.objects.filter(user=user, model_class=model_class).first()
+    if override is not None:
+        for name in LIMIT_FIELDS:
+            if getattr(override, name) is not None:
+                values[name] = getattr(override, name)
+    return EffectiveLimit(**values)
 
 
 def status_for(user, model_class, now=None) -> QuotaStatus:
@@ -162,6 +186,7 @@ def reserve(user, model_class, *, in_flight_count, recent_sends, content_length,
                 % {"limit": limit.messages_per_minute, "seconds": wait},
                 retry_after=wait,
             )
+    _check_spend_caps(user, now)
     if limit.messages_per_day is None:
         return Reservation(subject_for(user), model_class, None)
 
@@ -187,6 +212,41 @@ def reserve(user, model_class, *, in_flight_count, recent_sends, content_length,
             retry_after=math.ceil((resets_at - now).total_seconds()),
         )
     return Reservation(subject, model_class, day)
+
+
+def _check_spend_caps(user, now):
+    """Refuse the send when a spend cap that covers the user's plan is used up today.
+
+    Replies already in flight finish, so the overshoot is bounded by their cost.
+    """
+    plan = user.effective_plan_slug()
+    caps = SpendCap.objects.filter(is_active=True).prefetch_related("plans")
+    start = _day_start(now)
+    for cap in caps:
+        cap_plans = [p.slug for p in cap.plans.all()]
+        if cap_plans and plan not in cap_plans:
+            continue
+        spent = _spend_since(start, cap_plans)
+        if spent >= cap.amount_usd:
+            resets_at = next_reset(now)
+            logger.warning("Spend cap %r reached: %s of %s USD", cap.name, spent, cap.amount_usd)
+            raise QuotaExceeded(
+                "budget_exhausted",
+                _("The demo budget is used up for today. It resets at %(time)s (%(zone)s).")
+                % {"time": resets_at.strftime("%H:%M"), "zone": settings.QUOTA_TIME_ZONE},
+                retry_after=math.ceil((resets_at - now).total_seconds()),
+            )
+
+
+def _day_start(now):
+    return datetime.combine(quota_day(now), _reset_time(), tzinfo=_zone())
+
+
+def _spend_since(start, plans) -> Decimal:
+    records = UsageRecord.objects.filter(created_at__gte=start)
+    if plans:
+        records = records.filter(plan__in=plans)
+    return records.aggregate(total=Sum("cost_usd"))["total"] or Decimal(0)
 
 
 def _ensure_counter(subject, model_class, day):

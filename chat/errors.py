@@ -19,6 +19,7 @@ REQUEST_ERRORS = {
     "model_unavailable": _("That model is not available on your plan. Pick another one."),
     "quota_exceeded": _("You have used all messages of your plan for today."),
     "rate_limited": _("You are sending too fast. Wait a moment, then send again."),
+    "budget_exhausted": _("The demo budget is used up for today."),
 }
 
 # Errors that end a reply (the `error` of `message.done`).

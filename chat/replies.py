@@ -124,7 +124,7 @@ def _checkpoint(message_id, fields: dict) -> None:
 def _finish(reply: Message, fields: dict, usage: Usage | None) -> Message:
     fields["cost_usd"] = catalog.reply_cost(reply.chat_model, reply.started_at, usage)
     Message.objects.filter(pk=reply.pk).update(**fields)
-    finished = Message.objects.select_related("conversation__owner").get(pk=reply.pk)
+    finished = Message.objects.select_related("conversation__owner__plan").get(pk=reply.pk)
     accounting.settle(finished)
     return finished
 

@@ -16,6 +16,8 @@ class UsageRecord(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
     subject = models.CharField(max_length=200, blank=True)
+    # The user's plan when the reply ran; spend caps per plan sum over it.
+    plan = models.CharField(max_length=50, blank=True)
     chat_model = models.ForeignKey(
         "chat.ChatModel", on_delete=models.SET_NULL, null=True, related_name="+"
     )
