@@ -1,3 +1,5 @@
+import uuid
+
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.db.models.functions import Lower
@@ -20,6 +22,13 @@ class UserManager(BaseUserManager):
         extra_fields.setdefault("is_staff", False)
         extra_fields.setdefault("is_superuser", False)
         return self._create_user(email, password, **extra_fields)
+
+    def create_guest(self):
+        """Create an account for an anonymous visitor of the public demo."""
+        user = self.model(email=f"guest-{uuid.uuid4().hex}@guest.invalid", is_guest=True)
+        user.set_unusable_password()
+        user.save(using=self._db)
+        return user
 
     def create_superuser(self, email, password=None, **extra_fields):
         extra_fields.setdefault("is_staff", True)
@@ -116,6 +125,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     display_name = models.CharField(_("display name"), max_length=150, blank=True)
     is_staff = models.BooleanField(_("staff status"), default=False)
     is_active = models.BooleanField(_("active"), default=True)
+    # A visitor of the public demo without an account; signing up turns the
+    # same row into a normal account, keeping conversations and usage.
+    is_guest = models.BooleanField(_("guest"), default=False)
     date_joined = models.DateTimeField(_("date joined"), default=timezone.now)
     plan = models.ForeignKey(
         Plan,
@@ -149,6 +161,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     def effective_plan_slug(self) -> str:
         if self.is_staff:
             return Plan.STAFF
+        if self.is_guest:
+            return Plan.GUEST
         if self.plan_id is not None:
             return self.plan.slug
         return Plan.FREE

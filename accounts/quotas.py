@@ -23,7 +23,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -35,6 +35,8 @@ from .models import LIMIT_FIELDS, PlanLimit, QuotaCounter, SpendCap, User, UserL
 logger = logging.getLogger(__name__)
 
 MINUTE = timedelta(minutes=1)
+# A reservation on several counters names them all, joined by this.
+SUBJECT_SEPARATOR = "|"
 
 
 class QuotaExceeded(Exception):
@@ -74,6 +76,18 @@ class QuotaStatus:
 
 def subject_for(user) -> str:
     return f"user:{user.pk}"
+
+
+def subjects_for(user, client_ip=None) -> list[str]:
+    """Return every counter a send counts on: the account, and a guest's address.
+
+    Counting guests by address as well means clearing cookies, which starts a
+    new guest account, does not reset the cap.
+    """
+    subjects = [subject_for(user)]
+    if user.is_guest and client_ip:
+        subjects.append(f"ip:{client_ip}")
+    return subjects
 
 
 def _zone():
@@ -125,6 +139,13 @@ def limit_for(user, model_class) -> EffectiveLimit | None:
     return EffectiveLimit(**values)
 
 
+def status_dict(user, model_class) -> dict | None:
+    """Return the quota status as events carry it, or None without a model class."""
+    if not model_class:
+        return None
+    return status_for(user, model_class).as_dict()
+
+
 def status_for(user, model_class, now=None) -> QuotaStatus:
     now = now or timezone.now()
     limit = limit_for(user, model_class)
@@ -144,7 +165,18 @@ def status_for(user, model_class, now=None) -> QuotaStatus:
     )
 
 
-def reserve(user, model_class, *, in_flight_count, recent_sends, content_length, now=None):
+def reserve(user, model_class, **checks) -> Reservation:
+    """Reserve one message for `user`, or raise QuotaExceeded having changed nothing.
+
+    Takes the keyword arguments of `_reserve`, in a savepoint of its own.
+    """
+    with transaction.atomic():
+        return _reserve(user, model_class, **checks)
+
+
+def _reserve(
+    user, model_class, *, in_flight_count, recent_sends, content_length, client_ip=None, now=None
+):
     """Reserve one message for `user`, or raise QuotaExceeded. Call inside a transaction.
 
     `in_flight_count(user)` counts the user's replies queued or streaming and
@@ -152,12 +184,13 @@ def reserve(user, model_class, *, in_flight_count, recent_sends, content_length,
     moment, oldest first. Both are called after the user's row is locked, so
     they cannot race another send.
     """
-    now = now or timezone.now()
     limit = limit_for(user, model_class)
     if limit is None:
         return Reservation(subject_for(user), model_class, None)
-    # Every check below runs with the user's row locked.
+    # Every check below runs with the user's row locked. The clock is read
+    # after the lock, because a send may wait there for another one.
     User.objects.select_for_update().only("pk").get(pk=user.pk)
+    now = now or timezone.now()
 
     if content_length > limit.max_input_chars:
         raise QuotaExceeded(
@@ -191,12 +224,16 @@ def reserve(user, model_class, *, in_flight_count, recent_sends, content_length,
         return Reservation(subject_for(user), model_class, None)
 
     day = quota_day(now)
-    subject = subject_for(user)
-    _ensure_counter(subject, model_class, day)
-    taken = QuotaCounter.objects.filter(
-        subject=subject, model_class=model_class, day=day, used__lt=limit.messages_per_day
-    ).update(used=F("used") + 1)
+    subjects = subjects_for(user, client_ip)
+    for subject in subjects:
+        _ensure_counter(subject, model_class, day)
+        taken = QuotaCounter.objects.filter(
+            subject=subject, model_class=model_class, day=day, used__lt=limit.messages_per_day
+        ).update(used=F("used") + 1)
+        if not taken:
+            break
     if not taken:
+        # The caller's transaction rolls back the counters taken before this one.
         resets_at = next_reset(now)
         raise QuotaExceeded(
             "quota_exceeded",
@@ -211,7 +248,7 @@ def reserve(user, model_class, *, in_flight_count, recent_sends, content_length,
             },
             retry_after=math.ceil((resets_at - now).total_seconds()),
         )
-    return Reservation(subject, model_class, day)
+    return Reservation(SUBJECT_SEPARATOR.join(subjects), model_class, day)
 
 
 def _check_spend_caps(user, now):
@@ -260,14 +297,16 @@ def _ensure_counter(subject, model_class, day):
 
 
 def refund(subject, model_class, day) -> bool:
-    """Give one reserved message back; return whether a counter was decremented."""
+    """Give one reserved message back to each counter it took; return whether any moved."""
     if day is None:
         return False
-    return bool(
-        QuotaCounter.objects.filter(
-            subject=subject, model_class=model_class, day=day, used__gt=0
-        ).update(used=F("used") - 1)
-    )
+    refunded = QuotaCounter.objects.filter(
+        subject__in=subject.split(SUBJECT_SEPARATOR),
+        model_class=model_class,
+        day=day,
+        used__gt=0,
+    ).update(used=F("used") - 1)
+    return bool(refunded)
 
 
 def counts(status: str, produced_output: bool) -> bool:

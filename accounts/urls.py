@@ -13,7 +13,6 @@ urlpatterns = [
         auth_views.LoginView.as_view(
             template_name="accounts/sign_in.html",
             authentication_form=SignInForm,
-            redirect_authenticated_user=True,
         ),
         name="login",
     ),

@@ -7,12 +7,17 @@ from .forms import SignUpForm
 
 @sensitive_post_parameters("password1", "password2")
 def sign_up(request):
-    if request.user.is_authenticated:
+    guest = request.user if getattr(request.user, "is_guest", False) else None
+    if request.user.is_authenticated and guest is None:
         return redirect("chat:index")
 
-    form = SignUpForm(request.POST or None)
+    # A guest's sign-up turns the guest account into a normal one, so the
+    # conversations and the day's usage stay with the person.
+    form = SignUpForm(request.POST or None, instance=guest)
     if request.method == "POST" and form.is_valid():
-        user = form.save()
+        user = form.save(commit=False)
+        user.is_guest = False
+        user.save()
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect("chat:index")
 

@@ -14,6 +14,9 @@ from django.http import HttpRequest
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from accounts import quotas
+from accounts.guests import scope_ip
+
 from . import live, services
 from .errors import REQUEST_ERRORS, ChatError
 from .events import broadcast, done_event, group_name
@@ -102,7 +105,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.subscribe(conversation.id)
         interrupted = await database_sync_to_async(services.interrupt_stale_replies)(conversation)
         for reply in interrupted:
-            await broadcast(conversation.id, done_event(reply))
+            quota = await self.quota_status(reply)
+            await broadcast(conversation.id, done_event(reply, quota))
         # The snapshot is read after joining the group, so the live deltas that
         # follow continue it; the client drops any delta it already has by seq.
         if frame.get("message") is not None:
@@ -131,6 +135,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             content=frame.get("content"),
             client_id=client_id,
             model_slug=frame.get("model"),
+            client_ip=scope_ip(self.scope),
         )
         if accepted.conversation.id != (conversation_id or new_conversation_id):
             await self.subscribe(accepted.conversation.id)
@@ -155,13 +160,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         reply = await database_sync_to_async(services.get_reply_for_user)(self.user, message_id)
         if reply.status not in Message.IN_FLIGHT:
             # Already ended: repeat the outcome so the client can settle its view.
-            await self.send_json(done_event(reply))
+            await self.send_json(done_event(reply, await self.quota_status(reply)))
             return
 
         await live.request_cancel(reply.id)
         stopped = await database_sync_to_async(services.stop_queued_reply)(reply)
         if stopped is not None:
-            await broadcast(reply.conversation_id, done_event(stopped))
+            quota = await self.quota_status(stopped)
+            await broadcast(reply.conversation_id, done_event(stopped, quota))
+
+    async def quota_status(self, reply: Message):
+        return await database_sync_to_async(quotas.status_dict)(self.user, reply.quota_class)
 
     async def subscribe(self, conversation_id):
         group = group_name(conversation_id)

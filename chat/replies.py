@@ -130,9 +130,7 @@ def _finish(reply: Message, fields: dict, usage: Usage | None) -> Message:
 
 
 def _quota_after(reply: Message) -> dict | None:
-    if not reply.quota_class:
-        return None
-    return quotas.status_for(reply.conversation.owner, reply.quota_class).as_dict()
+    return quotas.status_dict(reply.conversation.owner, reply.quota_class)
 
 
 @dataclass

@@ -77,7 +77,14 @@ def validate_content(content) -> str:
 
 
 def accept_message(
-    user, *, conversation_id, new_conversation_id, content, client_id, model_slug=None
+    user,
+    *,
+    conversation_id,
+    new_conversation_id,
+    content,
+    client_id,
+    model_slug=None,
+    client_ip=None,
 ) -> Accepted:
     """Store a user message and a queued reply, and enqueue the reply task on commit.
 
@@ -100,7 +107,7 @@ def accept_message(
                 user, conversation_id, new_conversation_id, content
             )
             model = _model_for_send(user, model_slug, conversation)
-            reservation = _reserve(user, model, content)
+            reservation = _reserve(user, model, content, client_ip)
             if conversation.chat_model_id != model.pk:
                 conversation.chat_model = model
                 conversation.save(update_fields=["chat_model"])
@@ -145,7 +152,7 @@ def accept_message(
     return Accepted(conversation, user_message, assistant_message, duplicate=False, quota=quota)
 
 
-def _reserve(user, model, content):
+def _reserve(user, model, content, client_ip):
     try:
         return quotas.reserve(
             user,
@@ -153,6 +160,7 @@ def _reserve(user, model, content):
             in_flight_count=_in_flight_count,
             recent_sends=_recent_sends,
             content_length=len(content),
+            client_ip=client_ip,
         )
     except quotas.QuotaExceeded as blocked:
         logger.info("Send of user %s blocked: %s", user.pk, blocked.code)

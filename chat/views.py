@@ -1,10 +1,10 @@
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import render
 from django.utils.translation import gettext as _
 
 from accounts import quotas
+from accounts.guests import login_or_guest
 
 from . import catalog
 from .errors import REPLY_ERRORS, REQUEST_ERRORS, ChatError
@@ -14,12 +14,12 @@ from .services import get_conversation_for_user, interrupt_stale_replies
 SIDEBAR_CONVERSATIONS = 100
 
 
-@login_required
+@login_or_guest
 def index(request):
     return _chat_page(request, conversation=None)
 
 
-@login_required
+@login_or_guest
 def conversation(request, conversation_id):
     try:
         current = get_conversation_for_user(request.user, conversation_id)

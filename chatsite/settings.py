@@ -225,6 +225,12 @@ UPSTREAM_READ_TIMEOUT_SECONDS = env.float("UPSTREAM_READ_TIMEOUT_SECONDS", 600.0
 # DEEPSEEK_* variables describe, created at `migrate`.
 CHAT_DEFAULT_MODEL = env.str("CHAT_DEFAULT_MODEL", "environment")
 
+# Visitors may chat without an account under the guest plan.
+GUEST_ACCESS = env.bool("GUEST_ACCESS", False)
+# Reverse proxies in front of the site; the client address is taken from
+# X-Forwarded-For that many hops from the right. 0 trusts no header.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", 0)
+
 # The quota day starts at this local time in this time zone.
 QUOTA_TIME_ZONE = env.str("QUOTA_TIME_ZONE", "UTC")
 QUOTA_RESET_AT = env.str("QUOTA_RESET_AT", "00:00")

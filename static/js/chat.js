@@ -212,12 +212,20 @@ function paintQuota() {
     quotaElement.textContent = "";
     return;
   }
-  const time = new Intl.DateTimeFormat(document.documentElement.lang, {
+  const template = quota.remaining > 0 ? strings.quotaLeft : strings.quotaNone;
+  quotaElement.textContent = format(template, {
+    count: quota.remaining,
+    time: resetTime(quota),
+  });
+}
+
+// The reset time on the reader's clock, 24-hour like the server's messages.
+function resetTime(quota) {
+  return new Intl.DateTimeFormat(document.documentElement.lang, {
     hour: "2-digit",
     minute: "2-digit",
+    hourCycle: "h23",
   }).format(new Date(quota.resets_at));
-  const template = quota.remaining > 0 ? strings.quotaLeft : strings.quotaNone;
-  quotaElement.textContent = format(template, { count: quota.remaining, time });
 }
 
 function updateQuota(quota) {
@@ -266,7 +274,17 @@ function autoGrow() {
 function submit() {
   const content = input.value;
   if (!content.trim() || state.pending !== null || activeReply() !== null) return;
-  if (sendButton.disabled) return;
+  if (sendButton.disabled) {
+    // Say why nothing happens; the text stays in the composer.
+    const quota = selectedQuota();
+    if (quota?.remaining === 0) {
+      showComposerError(format(strings.quotaNone, { time: resetTime(quota) }));
+    } else {
+      const seconds = Math.ceil((state.blockedUntil - Date.now()) / 1000);
+      if (seconds > 0) showComposerError(format(strings.blockedFor, { seconds }));
+    }
+    return;
+  }
   if (content.length > data.maxInputChars) {
     showComposerError(format(strings.tooLong, { count: content.length, limit: data.maxInputChars }));
     return;
