@@ -190,3 +190,43 @@ def test_inactive_cap_ignored(owner):
     SpendCap.objects.create(name="Off", amount_usd=Decimal("0.01"), is_active=False)
     spend("1.00")
     reserve(owner)
+
+
+def test_plan_limit_edit_in_admin_recorded(client):
+    staff = User.objects.create_superuser("root@example.com", "a-long-pass-phrase-1")
+    client.force_login(staff)
+    plan = Plan.objects.get(slug="free")
+    limits = {limit.model_class: limit for limit in plan.limits.all()}
+    data = {
+        "name": plan.name,
+        "slug": plan.slug,
+        "limits-TOTAL_FORMS": "2",
+        "limits-INITIAL_FORMS": "2",
+        "limits-MIN_NUM_FORMS": "0",
+        "limits-MAX_NUM_FORMS": "1000",
+    }
+    for index, model_class in enumerate(("thinking", "instant")):
+        limit = limits[model_class]
+        values = {
+            "id": limit.pk,
+            "plan": plan.pk,
+            "model_class": model_class,
+            "messages_per_day": limit.messages_per_day,
+            "messages_per_minute": limit.messages_per_minute or "",
+            "max_in_flight": limit.max_in_flight,
+            "max_input_chars": limit.max_input_chars,
+            "max_output_tokens": "",
+        }
+        if model_class == "thinking":
+            values["messages_per_day"] = 60
+        for key, value in values.items():
+            data[f"limits-{index}-{key}"] = value
+
+    response = client.post(reverse("admin:accounts_plan_change", args=[plan.pk]), data)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    change = LimitChange.objects.get()
+    assert change.changed_by == staff
+    assert change.target == "plan free/thinking"
+    assert (change.field, change.old_value, change.new_value) == ("messages_per_day", "50", "60")
+    assert quotas.limit_for(make_user("later@example.com"), "thinking").messages_per_day == 60
