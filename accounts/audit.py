@@ -10,7 +10,8 @@ def _text(value):
 def record_formset_changes(formset, changed_by, target_of):
     """Write one LimitChange per changed limit field of a saved inline formset.
 
-    `target_of(instance)` names what the row limits, such as "user 42/thinking".
+    `target_of(instance, cleaned_data)` names what the row limits, such as
+    "user 42/thinking".
     Call before `formset.save()`, while the forms still hold the old values.
     """
     changes = []

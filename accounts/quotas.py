@@ -58,7 +58,7 @@ class Reservation:
 
 @dataclass(frozen=True, slots=True)
 class QuotaStatus:
-    """What the page shows: messages left today (None: no cap) and when the count resets."""
+    """Messages left today for one model class (None: no cap), and the next reset."""
 
     model_class: str
     limit: int | None
