@@ -64,6 +64,7 @@ class QuotaStatus:
     limit: int | None
     remaining: int | None
     resets_at: datetime
+    max_input_chars: int | None = None
 
     def as_dict(self):
         return {
@@ -71,6 +72,7 @@ class QuotaStatus:
             "limit": self.limit,
             "remaining": self.remaining,
             "resets_at": self.resets_at.isoformat(),
+            "max_input_chars": self.max_input_chars,
         }
 
 
@@ -150,8 +152,10 @@ def status_for(user, model_class, now=None) -> QuotaStatus:
     now = now or timezone.now()
     limit = limit_for(user, model_class)
     resets_at = next_reset(now)
-    if limit is None or limit.messages_per_day is None:
+    if limit is None:
         return QuotaStatus(model_class, None, None, resets_at)
+    if limit.messages_per_day is None:
+        return QuotaStatus(model_class, None, None, resets_at, limit.max_input_chars)
     used = (
         QuotaCounter.objects.filter(
             subject=subject_for(user), model_class=model_class, day=quota_day(now)
@@ -161,7 +165,11 @@ def status_for(user, model_class, now=None) -> QuotaStatus:
         or 0
     )
     return QuotaStatus(
-        model_class, limit.messages_per_day, max(0, limit.messages_per_day - used), resets_at
+        model_class,
+        limit.messages_per_day,
+        max(0, limit.messages_per_day - used),
+        resets_at,
+        limit.max_input_chars,
     )
 
 

@@ -201,6 +201,12 @@ function activeReply() {
   return null;
 }
 
+// The site's limit, or the plan's for the selected model when it is smaller.
+function inputLimit() {
+  const planLimit = selectedQuota()?.max_input_chars;
+  return planLimit ? Math.min(planLimit, data.maxInputChars) : data.maxInputChars;
+}
+
 function selectedQuota() {
   const model = data.models.find((entry) => entry.slug === modelSelect?.value);
   return model ? state.quotas[model.class] : undefined;
@@ -256,7 +262,7 @@ function refreshControls() {
   sendButton.disabled = state.pending !== null || modelSelect === null || blocked;
   input.readOnly = state.pending !== null;
   const length = input.value.length;
-  const limit = data.maxInputChars;
+  const limit = inputLimit();
   charCount.textContent = length > limit * 0.8 ? `${length} / ${limit}` : "";
   charCount.classList.toggle("over", length > limit);
 }
@@ -285,8 +291,8 @@ function submit() {
     }
     return;
   }
-  if (content.length > data.maxInputChars) {
-    showComposerError(format(strings.tooLong, { count: content.length, limit: data.maxInputChars }));
+  if (content.length > inputLimit()) {
+    showComposerError(format(strings.tooLong, { count: content.length, limit: inputLimit() }));
     return;
   }
   showComposerError("");
@@ -323,7 +329,7 @@ input.addEventListener("keydown", (event) => {
 input.addEventListener("input", () => {
   autoGrow();
   refreshControls();
-  if (input.value.length <= data.maxInputChars) showComposerError("");
+  if (input.value.length <= inputLimit()) showComposerError("");
 });
 
 function showSimulatorNotice() {

@@ -386,12 +386,13 @@ def test_plan_without_class_limit_uncapped(user):
 def test_status_fresh_user_full(user):
     status = quotas.status_for(user, THINKING, now=NOW)
 
-    assert status == quotas.QuotaStatus(THINKING, 50, 50, NEXT_RESET_UTC)
+    assert status == quotas.QuotaStatus(THINKING, 50, 50, NEXT_RESET_UTC, 20_000)
     assert status.as_dict() == {
         "model_class": "thinking",
         "limit": 50,
         "remaining": 50,
         "resets_at": "2026-03-11T04:00:00+08:00",
+        "max_input_chars": 20_000,
     }
 
 

@@ -13,7 +13,7 @@ from django.utils.translation import gettext
 from playwright.sync_api import expect, sync_playwright
 
 from accounts import quotas
-from accounts.models import ModelClass, QuotaCounter, User
+from accounts.models import ModelClass, PlanLimit, QuotaCounter, User
 from chat.models import Message
 from tests.e2e.test_chat_browser import (
     CHROMIUM,
@@ -180,3 +180,19 @@ def test_blocked_by_server_error(browser, web_server, locale):
     assert Message.objects.filter(conversation__owner__email=email).count() == 0
     assert page.js_errors == []
     expect(counter).to_have_text(template % {"time": reset_time()})
+
+
+def test_plan_input_limit_checked_before_send(browser, web_server):
+    page = new_page(browser, web_server)
+    sign_up(page, "short-plan@example.com")
+    PlanLimit.objects.filter(plan__slug="free", model_class="thinking").update(max_input_chars=100)
+    page.reload()
+    expect(page.locator("[data-connection-state]")).to_be_empty()
+    text = "y" * 150
+
+    page.fill("[data-composer-input]", text)
+    page.keyboard.press("Enter")
+
+    expect(page.locator("[data-composer-error]")).to_contain_text("the limit is 100")
+    assert page.input_value("[data-composer-input]") == text
+    assert not Message.objects.filter(conversation__owner__email="short-plan@example.com").exists()
