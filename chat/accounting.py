@@ -32,6 +32,9 @@ def settle(reply: Message) -> None:
 
 
 def _record_usage(reply: Message, counted: bool) -> None:
+    # NOTE: a stopped reply has no usage from the upstream (the stream closed
+    # before the final chunk), so its record shows 0 tokens and $0 although
+    # the provider bills what it generated until the disconnect.
     started = reply.started_at
     first_token_ms = duration_ms = None
     if started and reply.first_token_at:
