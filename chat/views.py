@@ -105,4 +105,7 @@ def _page_strings():
         "quotaLeft": _("%(count)s messages left today, resets at %(time)s"),
         "quotaNone": _("No messages left today; the count resets at %(time)s"),
         "blockedFor": _("Sending is possible again in %(seconds)s s."),
+        "notSentQuota": _(
+            "Not sent: today's messages are used up. Your text stays here; send it after %(time)s."
+        ),
     }

@@ -284,7 +284,7 @@ function submit() {
     // Say why nothing happens; the text stays in the composer.
     const quota = selectedQuota();
     if (quota?.remaining === 0) {
-      showComposerError(format(strings.quotaNone, { time: resetTime(quota) }));
+      showComposerError(format(strings.notSentQuota, { time: resetTime(quota) }));
     } else {
       const seconds = Math.ceil((state.blockedUntil - Date.now()) / 1000);
       if (seconds > 0) showComposerError(format(strings.blockedFor, { seconds }));
