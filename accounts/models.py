@@ -108,6 +108,8 @@ class QuotaCounter(models.Model):
     used = models.PositiveIntegerField(default=0)
 
     class Meta:
+        verbose_name = _("quota counter")
+        verbose_name_plural = _("quota counters")
         constraints = [
             models.UniqueConstraint(
                 fields=["subject", "model_class", "day"], name="accounts_quota_counter_unique"
@@ -238,7 +240,13 @@ class SpendCap(models.Model):
 
     name = models.CharField(_("name"), max_length=100)
     amount_usd = models.DecimalField(_("US dollars a day"), max_digits=12, decimal_places=2)
-    plans = models.ManyToManyField(Plan, blank=True, related_name="spend_caps")
+    plans = models.ManyToManyField(
+        Plan,
+        blank=True,
+        related_name="spend_caps",
+        verbose_name=_("plans"),
+        help_text=_("None selected means the whole site."),
+    )
     is_active = models.BooleanField(_("active"), default=True)
 
     class Meta:

@@ -13,7 +13,8 @@ def sign_up(request):
 
     # A guest's sign-up turns the guest account into a normal one, so the
     # conversations and the day's usage stay with the person.
-    form = SignUpForm(request.POST or None, instance=guest)
+    # The guest's placeholder address must not be offered as the new email.
+    form = SignUpForm(request.POST or None, instance=guest, initial={"email": ""})
     if request.method == "POST" and form.is_valid():
         user = form.save(commit=False)
         user.is_guest = False

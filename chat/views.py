@@ -103,6 +103,7 @@ def _page_strings():
         "newChat": _("New chat"),
         "untitled": _("Untitled"),
         "quotaLeft": _("%(count)s messages left today, resets at %(time)s"),
+        "quotaLeftOne": _("1 message left today, resets at %(time)s"),
         "quotaNone": _("No messages left today; the count resets at %(time)s"),
         "blockedFor": _("Sending is possible again in %(seconds)s s."),
         "notSentQuota": _(

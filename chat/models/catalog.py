@@ -66,6 +66,8 @@ class Endpoint(models.Model):
 
     class Meta:
         ordering = ["name"]
+        verbose_name = _("endpoint")
+        verbose_name_plural = _("endpoints")
 
     def __str__(self):
         return self.name
@@ -217,6 +219,8 @@ class ModelPrice(models.Model):
 
     class Meta:
         ordering = ["model", "-effective_from"]
+        verbose_name = _("price")
+        verbose_name_plural = _("prices")
         constraints = [
             models.UniqueConstraint(
                 fields=["model", "effective_from"], name="chat_price_model_from_unique"

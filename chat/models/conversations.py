@@ -21,6 +21,8 @@ class Conversation(models.Model):
 
     class Meta:
         ordering = ["-updated_at"]
+        verbose_name = _("conversation")
+        verbose_name_plural = _("conversations")
         indexes = [models.Index(fields=["owner", "-updated_at"], name="chat_conv_owner_updated")]
 
     def __str__(self):
@@ -105,6 +107,8 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["created_at"]
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
         indexes = [
             models.Index(fields=["conversation", "created_at"], name="chat_msg_conv_created"),
             models.Index(

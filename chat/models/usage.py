@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class UsageRecord(models.Model):
@@ -36,6 +37,8 @@ class UsageRecord(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
+        verbose_name = _("usage record")
+        verbose_name_plural = _("usage records")
         indexes = [
             models.Index(fields=["user", "created_at"], name="chat_usage_user_created"),
             models.Index(fields=["chat_model", "created_at"], name="chat_usage_model_created"),

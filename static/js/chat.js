@@ -218,7 +218,9 @@ function paintQuota() {
     quotaElement.textContent = "";
     return;
   }
-  const template = quota.remaining > 0 ? strings.quotaLeft : strings.quotaNone;
+  let template = strings.quotaLeft;
+  if (quota.remaining === 1) template = strings.quotaLeftOne;
+  if (quota.remaining === 0) template = strings.quotaNone;
   quotaElement.textContent = format(template, {
     count: quota.remaining,
     time: resetTime(quota),
@@ -468,7 +470,11 @@ function onError(frame) {
     showComposerError(frame.detail || data.requestErrors[frame.code] || frame.code);
     if (frame.code === "quota_exceeded") {
       const quota = selectedQuota();
-      if (quota) quota.remaining = 0;
+      if (quota) {
+        quota.remaining = 0;
+        // Name the reset on the reader's clock, as the counter line does.
+        showComposerError(format(strings.notSentQuota, { time: resetTime(quota) }));
+      }
       paintQuota();
     }
     if (frame.retry_after) blockSending(frame.retry_after);

@@ -119,6 +119,9 @@ def test_guest_sign_up_keeps_conversations_and_usage(client, settings):
     accepted = send(guest, "203.0.113.9", "my first question")
     finish(accepted)
 
+    form_page = client.get(reverse("accounts:sign_up")).content.decode()
+    assert "guest.invalid" not in form_page
+
     response = client.post(
         reverse("accounts:sign_up"),
         {"email": "Joined@Example.com", "password1": PASSWORD, "password2": PASSWORD},

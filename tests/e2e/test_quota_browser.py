@@ -163,11 +163,11 @@ def test_blocked_by_server_error(browser, web_server, locale):
     use_up_quota(email)
     typed = "Is anything left?"
     template = translated(locale, QUOTA_NONE)
+    # The page names the reset on the reader's clock, like the counter line.
     detail = translated(
         locale,
-        "You have used all %(limit)d messages of your plan for today. "
-        "The count resets at %(time)s (%(zone)s).",
-    ) % {"limit": FREE_DAILY_CAP, "time": reset_time(), "zone": settings.QUOTA_TIME_ZONE}
+        "Not sent: today's messages are used up. Your text stays here; send it after %(time)s.",
+    ) % {"time": reset_time()}
     counter = page.locator("[data-quota]")
 
     send(page, typed)
