@@ -194,3 +194,9 @@ def wait_for_web(process):
 @pytest.fixture(scope="session")
 def web_server(web_process):
     return web_process.base_url
+
+
+@pytest.fixture
+def live_stack(worker, simulator):
+    """The worker and simulator processes; returns the simulator's base URL."""
+    return simulator

@@ -15,7 +15,6 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from channels.layers import channel_layers
 from django.db import transaction
 from django.utils import timezone
 
@@ -28,32 +27,12 @@ from tests.chat.websocket import (
     receive,
     receive_until,
     send_frame,
-    session_cookie,
 )
 from tests.factories import make_conversation, make_message
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
 FREE_DAILY_CAP = 50
-
-
-@pytest.fixture(autouse=True)
-def fresh_channel_layer():
-    """Give each test's event loop its own channel layer, because a layer must not cross loops."""
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
-
-
-@pytest.fixture
-def live_stack(worker, simulator):
-    """Start the worker and simulator processes and return the simulator's base URL."""
-    return simulator
-
-
-@pytest.fixture
-def owner_cookie(owner):
-    return session_cookie(owner)
 
 
 def counter_used(user) -> int:

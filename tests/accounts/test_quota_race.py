@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import websockets
-from channels.layers import channel_layers
 from django.db import connection
 from django.utils import timezone
 
@@ -30,20 +29,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
 DAILY_CAP = 10
 REPLIES_TIMEOUT_SECONDS = 60
-
-
-@pytest.fixture(autouse=True)
-def fresh_channel_layer():
-    """Give each test's event loop its own channel layer, because a layer must not cross loops."""
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
-
-
-@pytest.fixture
-def live_stack(worker, simulator):
-    """Start the worker and simulator processes and return the simulator's base URL."""
-    return simulator
 
 
 @pytest.fixture

@@ -10,13 +10,12 @@ import pytest
 from django.conf import settings
 from django.utils import timezone, translation
 from django.utils.translation import gettext
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from accounts import quotas
 from accounts.models import ModelClass, PlanLimit, QuotaCounter, User
 from chat.models import Message
 from tests.e2e.test_chat_browser import (
-    CHROMIUM,
     DESKTOP,
     PHONE,
     last_reply,
@@ -31,19 +30,6 @@ FREE_DAILY_CAP = 50
 QUOTA_LEFT = "%(count)s messages left today, resets at %(time)s"
 QUOTA_NONE = "No messages left today; the count resets at %(time)s"
 LANGUAGES = {"en-US": "en", "zh-CN": "zh-hans"}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
 
 
 def new_page(browser, base_url, locale="en-US", viewport=DESKTOP):
