@@ -2,6 +2,7 @@ import pytest
 import redis
 from channels.layers import channel_layers
 from django.conf import settings
+from django.db import connection
 
 from tests.chat.websocket import session_cookie
 from tests.factories import make_user
@@ -49,3 +50,20 @@ def owner_cookie(owner):
 @pytest.fixture
 def outsider_cookie(outsider):
     return session_cookie(outsider)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def end_stray_database_sessions(django_db_setup, django_db_blocker):
+    """Close the test database's other sessions before pytest-django drops it.
+
+    Threads that served async ORM calls keep their connections open, and a
+    database with open sessions cannot be dropped.
+    """
+    yield
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
