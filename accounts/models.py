@@ -40,7 +40,7 @@ class UserManager(BaseUserManager):
 
 
 class Plan(models.Model):
-    """What a group of users may do: which models they may use, and how much (PlanLimit)."""
+    """A group of users with the models it may use and its limits (PlanLimit rows)."""
 
     GUEST = "guest"
     FREE = "free"

@@ -235,12 +235,12 @@ def _reserve(
     subjects = subjects_for(user, client_ip)
     for subject in subjects:
         _ensure_counter(subject, model_class, day)
-        taken = QuotaCounter.objects.filter(
+        incremented = QuotaCounter.objects.filter(
             subject=subject, model_class=model_class, day=day, used__lt=limit.messages_per_day
         ).update(used=F("used") + 1)
-        if not taken:
+        if not incremented:
             break
-    if not taken:
+    if not incremented:
         # The caller's transaction rolls back the counters taken before this one.
         resets_at = next_reset(now)
         raise QuotaExceeded(

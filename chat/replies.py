@@ -26,7 +26,7 @@ from .events import broadcast, done_event
 from .history import HistoryItem, build_history
 from .models import Endpoint, Message
 from .stream_parser import ContentDelta, Finish, ReasoningDelta, Usage
-from .upstream import Retrying, UpstreamError, stream_chat
+from .upstream import Retrying, UpstreamConfig, UpstreamError, stream_chat
 from .upstream_config import http_client
 
 logger = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def _claim(message_id):
 class UpstreamCall:
     """Everything the worker sends upstream for one reply, read before streaming starts."""
 
-    config: object
+    config: UpstreamConfig
     messages: list[dict]
     max_tokens: int | None
     user_id: str | None
@@ -85,6 +85,7 @@ def _prepare_call(reply: Message) -> UpstreamCall | None:
     model = reply.chat_model
     if model is None:
         return None
+
     items = (
         Message.objects.filter(
             conversation_id=reply.conversation_id, created_at__lt=reply.created_at
@@ -95,10 +96,12 @@ def _prepare_call(reply: Message) -> UpstreamCall | None:
     messages = build_history(
         [HistoryItem(role, content) for role, content in items], model.context_budget_tokens
     )
+
     # DeepSeek isolates abuse per end user by `user_id`; other servers get nothing.
     user_id = None
     if model.endpoint.kind == Endpoint.Kind.DEEPSEEK:
         user_id = catalog.upstream_user_id(reply.conversation.owner_id)
+
     # The smallest of the model's, the plan's and the site's output caps applies.
     limit = quotas.limit_for(reply.conversation.owner, model.model_class)
     caps = [
@@ -107,6 +110,7 @@ def _prepare_call(reply: Message) -> UpstreamCall | None:
         settings.CHAT_MAX_OUTPUT_TOKENS,
     ]
     max_tokens = min((cap for cap in caps if cap), default=None)
+
     return UpstreamCall(
         config=catalog.upstream_config(model),
         messages=messages,

@@ -37,7 +37,7 @@ def _chat_page(request, conversation):
     if conversation is not None:
         messages = [message.as_event_dict() for message in conversation.messages.all()]
     models = list(catalog.available_models(request.user))
-    selected = _selected_model(request.user, conversation, models)
+    selected = _selected_model(request.user, conversation)
 
     page_data = {
         "conversation": str(conversation.id) if conversation else None,
@@ -74,12 +74,12 @@ def _chat_page(request, conversation):
     )
 
 
-def _selected_model(user, conversation, models):
-    if conversation is not None:
-        chosen = next((m for m in models if m.pk == conversation.chat_model_id), None)
-        if chosen is not None:
-            return chosen
-    return catalog.default_model_for(user)
+def _selected_model(user, conversation):
+    """Return the model the next send would use, or None when the plan allows none."""
+    try:
+        return catalog.model_for_send(user, None, conversation)
+    except catalog.ModelUnavailable:
+        return None
 
 
 def _page_strings():

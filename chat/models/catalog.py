@@ -12,6 +12,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from accounts.models import ModelClass
+
 # Only variables named like API keys can be read, so an endpoint cannot send
 # SECRET_KEY or DATABASE_URL to its server.
 ENV_NAME = RegexValidator(
@@ -99,9 +101,8 @@ class Endpoint(models.Model):
 class ChatModel(models.Model):
     """A model users may pick: where it runs, how it reasons, what it costs."""
 
-    class ModelClass(models.TextChoices):
-        THINKING = "thinking", _("thinking")
-        INSTANT = "instant", _("instant")
+    # Quotas count per class, so the classes are the ones plans define.
+    ModelClass = ModelClass
 
     class ReasoningFormat(models.TextChoices):
         AUTO = "auto", _("automatic")

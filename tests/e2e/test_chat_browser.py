@@ -22,8 +22,10 @@ DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
 
 
-def new_page(browser, base_url, locale="en-US", viewport=DESKTOP):
-    context = browser.new_context(base_url=base_url, locale=locale, viewport=viewport)
+def new_page(browser, base_url, locale="en-US", viewport=DESKTOP, timezone_id=None):
+    context = browser.new_context(
+        base_url=base_url, locale=locale, viewport=viewport, timezone_id=timezone_id
+    )
     context.set_default_timeout(20_000)
     page = context.new_page()
     errors = []

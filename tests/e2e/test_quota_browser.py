@@ -15,6 +15,7 @@ from playwright.sync_api import expect
 from accounts import quotas
 from accounts.models import ModelClass, PlanLimit, QuotaCounter, User
 from chat.models import Message
+from tests.e2e import test_chat_browser as chat_browser
 from tests.e2e.test_chat_browser import (
     DESKTOP,
     PHONE,
@@ -33,20 +34,10 @@ LANGUAGES = {"en-US": "en", "zh-CN": "zh-hans"}
 
 
 def new_page(browser, base_url, locale="en-US", viewport=DESKTOP):
-    """Open a page as tests/e2e/test_chat_browser.py does, with the clock in the quota zone."""
-    context = browser.new_context(
-        base_url=base_url,
-        locale=locale,
-        viewport=viewport,
-        timezone_id=settings.QUOTA_TIME_ZONE,
+    """Open a page with the browser's clock in the quota's time zone."""
+    return chat_browser.new_page(
+        browser, base_url, locale, viewport, timezone_id=settings.QUOTA_TIME_ZONE
     )
-    context.set_default_timeout(20_000)
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
-    page.js_errors = errors
-    return page
 
 
 def translated(locale, text):
