@@ -86,5 +86,5 @@ class UsageRecordAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
 
     def has_change_permission(self, request, obj=None):
-        # The ledger is a record of what happened; nobody edits it.
+        # The ledger records what happened, so it is read-only.
         return False

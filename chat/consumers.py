@@ -108,7 +108,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             quota = await self.quota_status(reply)
             await broadcast(conversation.id, done_event(reply, quota))
         # The snapshot is read after joining the group, so the live deltas that
-        # follow continue it; the client drops any delta it already has by seq.
+        # follow continue it. The client drops any delta it already has by seq.
         if frame.get("message") is not None:
             message_id = _parse_uuid(frame["message"], "message")
             replies = [

@@ -7,7 +7,7 @@ its language, so the browser shows them translated.
 
 from django.utils.translation import gettext_lazy as _
 
-# Errors answered to a client request (the `error` event).
+# Errors sent back for a client request (the `error` event).
 REQUEST_ERRORS = {
     "invalid_input": _("The request was invalid."),
     "not_found": _("That conversation or message does not exist."),
