@@ -255,3 +255,29 @@ class SpendCap(models.Model):
 
     def __str__(self):
         return f"{self.name} (${self.amount_usd})"
+
+
+class QuotaBlock(models.Model):
+    """One send refused by a limit: a plan's cap, a spend cap or a team budget.
+
+    Written outside the refused send's transaction, so the dashboard can
+    count blocks per user, team and day.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    team = models.ForeignKey("teams.Team", on_delete=models.SET_NULL, null=True, related_name="+")
+    plan = models.CharField(max_length=50, blank=True)
+    model_class = models.CharField(max_length=16, blank=True)
+    code = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("quota block")
+        verbose_name_plural = _("quota blocks")
+        indexes = [
+            models.Index(fields=["user", "created_at"], name="accounts_block_user_created"),
+            models.Index(fields=["team", "created_at"], name="accounts_block_team_created"),
+        ]
+
+    def __str__(self):
+        return f"{self.user_id} {self.code} {self.created_at:%Y-%m-%d %H:%M}"

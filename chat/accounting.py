@@ -49,6 +49,7 @@ def _record_usage(reply: Message, counted: bool) -> None:
             "user_id": reply.conversation.owner_id,
             "subject": reply.quota_subject,
             "plan": reply.conversation.owner.effective_plan_slug(),
+            "team_id": reply.conversation.team_id,
             "chat_model_id": reply.chat_model_id,
             "model_id": reply.model,
             "model_class": reply.quota_class,

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "csp",
     "accounts",
     "chat",
+    "teams",
 ]
 
 MIDDLEWARE = [

@@ -16,6 +16,24 @@ class Conversation(models.Model):
     chat_model = models.ForeignKey(
         "chat.ChatModel", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # The team the conversation's replies are billed to; empty bills nobody but the owner.
+    team = models.ForeignKey(
+        "teams.Team",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="conversations",
+        verbose_name=_("team"),
+    )
+    # The team whose members may read the conversation; empty keeps it private.
+    shared_with_team = models.ForeignKey(
+        "teams.Team",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="shared_conversations",
+        verbose_name=_("shared with team"),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

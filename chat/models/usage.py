@@ -19,6 +19,8 @@ class UsageRecord(models.Model):
     subject = models.CharField(max_length=200, blank=True)
     # The user's plan when the reply ran; spend caps per plan sum over it.
     plan = models.CharField(max_length=50, blank=True)
+    # The team the reply was billed to; team budgets and team usage sum over it.
+    team = models.ForeignKey("teams.Team", on_delete=models.SET_NULL, null=True, related_name="+")
     chat_model = models.ForeignKey(
         "chat.ChatModel", on_delete=models.SET_NULL, null=True, related_name="+"
     )
@@ -42,6 +44,7 @@ class UsageRecord(models.Model):
         indexes = [
             models.Index(fields=["user", "created_at"], name="chat_usage_user_created"),
             models.Index(fields=["chat_model", "created_at"], name="chat_usage_model_created"),
+            models.Index(fields=["team", "created_at"], name="chat_usage_team_created"),
         ]
 
     def __str__(self):
