@@ -5,6 +5,7 @@ A malformed value stops start-up with an error that names the variable
 """
 
 import re
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -50,6 +51,7 @@ INSTALLED_APPS = [
     "accounts",
     "chat",
     "teams",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -129,6 +131,28 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = False
+# An unacknowledged task (its worker was killed) goes back to the queue after
+# this long. The reply claim is idempotent, so a redelivered task that finds
+# its reply already streaming or ended does nothing.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", 3600),
+}
+
+# Lost workers. A streaming reply whose heartbeat is older than this is ended
+# `interrupted`; a queued one is enqueued again once after the requeue delay,
+# and given up after the queued limit. Celery beat runs the sweep.
+CHAT_STALE_HEARTBEAT_SECONDS = env.float("CHAT_STALE_HEARTBEAT_SECONDS", 60.0)
+CHAT_REQUEUE_AFTER_SECONDS = env.float("CHAT_REQUEUE_AFTER_SECONDS", 30.0)
+CHAT_STALE_QUEUED_SECONDS = env.int("CHAT_STALE_QUEUED_SECONDS", 600)
+CHAT_SWEEP_SECONDS = env.float("CHAT_SWEEP_SECONDS", 15.0)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-replies": {
+        "task": "chat.sweep_replies",
+        "schedule": CHAT_SWEEP_SECONDS,
+        # A sweep nobody ran before the next one is due is dropped, not piled up.
+        "options": {"expires": CHAT_SWEEP_SECONDS},
+    },
+}
 
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "accounts:login"
@@ -246,6 +270,16 @@ if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", QUOTA_RESET_AT):
     raise ImproperlyConfigured(
         f"QUOTA_RESET_AT={QUOTA_RESET_AT!r} is not a time; use HH:MM, such as 00:00."
     )
+
+# The usage dashboard shows costs in yuan too, at this many CNY per US dollar.
+# 7.2 is an example rate, not a live one: set the rate your accounts use.
+USD_TO_CNY_RATE = env.decimal("USD_TO_CNY_RATE", Decimal("7.2"))
+if USD_TO_CNY_RATE <= 0:
+    raise ImproperlyConfigured(
+        f"USD_TO_CNY_RATE={USD_TO_CNY_RATE} must be a positive number, such as 7.2."
+    )
+# Bearer token that Prometheus sends to /metrics; without it /metrics answers 404.
+METRICS_TOKEN = env.str("METRICS_TOKEN", "")
 
 # Chat limits.
 CHAT_MAX_INPUT_CHARS = env.int("CHAT_MAX_INPUT_CHARS", 20_000)
