@@ -58,24 +58,40 @@ async def start(message_id) -> None:
         await pipe.execute()
 
 
-async def append(message_id, reasoning: str, content: str) -> list[tuple[str, int, str]]:
-    """Append one coalesced delta; return (kind, seq, text) for each event to send."""
+# Append one coalesced delta if the buffer holds exactly what the worker
+# checked: returns 1, or 0 when the buffer is missing or behind (Redis lost it,
+# for example after a restart), and the worker then writes it whole again.
+_APPEND = """
+local stored = redis.call('GET', KEYS[3])
+if stored == false or tonumber(stored) ~= tonumber(ARGV[3]) then
+  return 0
+end
+if ARGV[1] ~= '' then redis.call('APPEND', KEYS[1], ARGV[1]) end
+if ARGV[2] ~= '' then redis.call('APPEND', KEYS[2], ARGV[2]) end
+redis.call('SET', KEYS[3], ARGV[4], 'KEEPTTL')
+return 1
+"""
+
+
+async def append(message_id, reasoning: str, content: str, previous_seq: int, seq: int) -> bool:
+    """Append one coalesced delta, moving the sequence number from `previous_seq` to `seq`.
+
+    Returns False, changing nothing, when the buffer does not stand at
+    `previous_seq`; the caller then rewrites it with `restore`.
+    """
+    keys = _keys(message_id)
+    done = await client().eval(_APPEND, 3, *keys, reasoning, content, previous_seq, seq)
+    return bool(done)
+
+
+async def restore(message_id, state: "LiveState") -> None:
+    """Write the whole buffer of a reply, as the worker knows it."""
     reasoning_key, content_key, seq_key = _keys(message_id)
-    parts = [
-        (kind, text) for kind, text in (("reasoning", reasoning), ("content", content)) if text
-    ]
-    if not parts:
-        return []
     async with client().pipeline(transaction=True) as pipe:
-        if reasoning:
-            pipe.append(reasoning_key, reasoning)
-        if content:
-            pipe.append(content_key, content)
-        pipe.incrby(seq_key, len(parts))
-        results = await pipe.execute()
-    last_seq = int(results[-1])
-    first_seq = last_seq - len(parts) + 1
-    return [(kind, first_seq + index, text) for index, (kind, text) in enumerate(parts)]
+        pipe.set(reasoning_key, state.reasoning, ex=LIVE_TTL_SECONDS)
+        pipe.set(content_key, state.content, ex=LIVE_TTL_SECONDS)
+        pipe.set(seq_key, state.seq, ex=LIVE_TTL_SECONDS)
+        await pipe.execute()
 
 
 async def read(message_id) -> LiveState | None:

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import DatabaseError, close_old_connections, transaction
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from accounts import quotas
 
@@ -127,8 +128,18 @@ def _checkpoint(message_id, fields: dict) -> None:
 
 def _finish(reply: Message, fields: dict, usage: Usage | None) -> Message:
     fields["cost_usd"] = catalog.reply_cost(reply.chat_model, reply.started_at, usage)
-    Message.objects.filter(pk=reply.pk).update(**fields)
+    # Only a reply still streaming takes the outcome: one the sweeper already
+    # ended `interrupted` (its heartbeat stopped, for example while the
+    # database was away) keeps that state, so it never ends twice.
+    ended = Message.objects.filter(pk=reply.pk, status=Message.Status.STREAMING).update(**fields)
     finished = Message.objects.select_related("conversation__owner__plan").get(pk=reply.pk)
+    if not ended:
+        logger.warning(
+            "Reply %s was already %s; its outcome %s is not stored",
+            reply.pk,
+            finished.status,
+            fields["status"],
+        )
     accounting.settle(finished)
     return finished
 
@@ -188,7 +199,13 @@ class ReplyStream:
             self.finish_reason = event.reason
 
     async def flush(self) -> None:
-        """Send pending text as one event per kind, after storing it in the live buffer."""
+        """Send pending text as one event per kind, after storing it in the live buffer.
+
+        The worker owns the sequence numbers and the full text. When Redis
+        fails, the text stays here and goes into the next checkpoint. When
+        Redis lost the buffer (a restart), the whole buffer is written again.
+        Sockets that missed deltas see the gap in `seq` and ask for a snapshot.
+        """
         self.has_pending.clear()
         reasoning = "".join(self.pending_reasoning)
         content = "".join(self.pending_content)
@@ -198,17 +215,33 @@ class ReplyStream:
             return
         self.reasoning.append(reasoning)
         self.content.append(content)
-        for kind, seq, text in await live.append(self.message_id, reasoning, content):
-            self.seq = seq
-            await broadcast(
-                self.conversation_id,
-                {
-                    "type": f"{kind}.delta",
-                    "message": str(self.message_id),
-                    "seq": seq,
-                    "text": text,
-                },
-            )
+        parts = [(kind, text) for kind, text in (("reasoning", reasoning), ("content", content))]
+        parts = [(kind, text) for kind, text in parts if text]
+        previous_seq = self.seq
+        self.seq += len(parts)
+        try:
+            if not await live.append(self.message_id, reasoning, content, previous_seq, self.seq):
+                logger.warning("Reply %s: live buffer lost; writing it again", self.message_id)
+                await live.restore(
+                    self.message_id,
+                    live.LiveState(
+                        seq=self.seq,
+                        reasoning="".join(self.reasoning),
+                        content="".join(self.content),
+                    ),
+                )
+            for index, (kind, text) in enumerate(parts):
+                await broadcast(
+                    self.conversation_id,
+                    {
+                        "type": f"{kind}.delta",
+                        "message": str(self.message_id),
+                        "seq": previous_seq + 1 + index,
+                        "text": text,
+                    },
+                )
+        except RedisError as error:
+            logger.warning("Reply %s: Redis failed, deltas not relayed: %s", self.message_id, error)
 
     def checkpoint_fields(self) -> dict:
         fields = {
@@ -243,9 +276,17 @@ class ReplyStream:
                 time.monotonic() - last_checkpoint >= settings.CHAT_CHECKPOINT_SECONDS
             ):
                 last_checkpoint = time.monotonic()
-                fields = self.checkpoint_fields() if self.seq != self.checkpointed_seq else {}
-                await db(_checkpoint)(self.message_id, fields)
-                self.checkpointed_seq = self.seq
+                seq = self.seq
+                fields = self.checkpoint_fields() if seq != self.checkpointed_seq else {}
+                try:
+                    await db(_checkpoint)(self.message_id, fields)
+                except DatabaseError as error:
+                    # The text stays here for the next checkpoint; a database
+                    # down for longer than the stale heartbeat lets the sweeper
+                    # end the reply.
+                    logger.warning("Reply %s: checkpoint failed: %s", self.message_id, error)
+                else:
+                    self.checkpointed_seq = seq
 
     def close(self) -> None:
         """Make `relay()` flush what is pending and return."""

@@ -95,6 +95,7 @@ def _page_strings():
         "truncated": _("The reply reached its length limit and was cut off."),
         "interrupted": _("The reply was interrupted."),
         "failed": _("The reply failed."),
+        "retry": _("Retry"),
         "copy": _("Copy"),
         "copied": _("Copied"),
         "connecting": _("Connecting…"),

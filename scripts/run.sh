@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start the whole site: web (uvicorn), a Celery worker, and the upstream
+# Start the whole site: web (uvicorn), a Celery worker, Celery beat, and the upstream
 # simulator when no DEEPSEEK_API_KEY or DEEPSEEK_BASE_URL is set.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -24,7 +24,8 @@ export HOST=${HOST:-127.0.0.1}
 export WORKER_CONCURRENCY=${WORKER_CONCURRENCY:-100}
 export SIMULATOR_PORT=${SIMULATOR_PORT:-8300}
 
-processes="web worker"
+# beat schedules the sweep that ends replies of lost workers (chat/sweeper.py).
+processes="web worker beat"
 if [ -z "${DEEPSEEK_API_KEY:-}" ] && [ -z "${DEEPSEEK_BASE_URL:-}" ]; then
   export SIMULATOR_URL="http://127.0.0.1:${SIMULATOR_PORT}"
   processes="$processes simulator"

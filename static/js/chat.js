@@ -163,6 +163,58 @@ function paintStatus(view, waiting) {
   element.textContent = text;
   element.hidden = text === "";
   view.element.classList.toggle("in-flight", IN_FLIGHT.has(view.status));
+  paintRetry(view);
+}
+
+// ---- Retry -------------------------------------------------------------------
+// The last reply, when it was interrupted or failed for a reason a second try
+// can fix, gets a Retry button that sends the question before it again.
+
+const RETRYABLE = new Set([
+  "interrupted",
+  "rate_limited",
+  "server_error",
+  "overloaded",
+  "connect_failed",
+  "timeout",
+  "stream_interrupted",
+  "upstream_error",
+  "upstream_capacity",
+  "internal_error",
+]);
+
+function paintRetry(view) {
+  const show =
+    (view.status === "interrupted" || view.status === "failed") &&
+    RETRYABLE.has(view.error?.code ?? view.status) &&
+    list.lastElementChild === view.element;
+  if (show && !view.retryButton) {
+    view.retryButton = document.createElement("button");
+    view.retryButton.type = "button";
+    view.retryButton.className = "button retry-button";
+    view.retryButton.dataset.retry = "";
+    view.retryButton.textContent = strings.retry;
+    view.retryButton.addEventListener("click", () => retry(view));
+    view.element.append(view.retryButton);
+  }
+  if (view.retryButton) view.retryButton.hidden = !show;
+}
+
+function retry(view) {
+  const question = view.element.previousElementSibling;
+  const asked = question && state.messages.get(question.dataset.messageId);
+  if (!asked || asked.role !== "user") return;
+  if (state.pending !== null || activeReply() !== null) return;
+  showComposerError("");
+  state.pending = {
+    clientId: crypto.randomUUID(),
+    content: asked.content,
+    model: modelSelect?.value ?? null,
+    retry: true, // the composer's own text is not this message: keep it
+  };
+  view.retryButton.hidden = true;
+  sendPending();
+  refreshControls();
 }
 
 function addMessage(message) {
@@ -171,6 +223,7 @@ function addMessage(message) {
   view.error = message.error;
   state.messages.set(message.id, view);
   list.querySelector("[data-welcome]")?.remove();
+  for (const button of list.querySelectorAll("[data-retry]")) button.hidden = true;
   list.append(view.element);
   if (view.role === "assistant") {
     if (view.status !== "streaming" && view.status !== "queued") {
@@ -354,9 +407,12 @@ stopButton.addEventListener("click", () => {
 
 function onAccepted(frame) {
   if (state.pending?.clientId === frame.client_id) {
+    const retried = state.pending.retry;
     state.pending = null;
-    input.value = "";
-    autoGrow();
+    if (!retried) {
+      input.value = "";
+      autoGrow();
+    }
   }
   if (state.conversation !== frame.conversation) {
     state.conversation = frame.conversation;

@@ -1,0 +1,62 @@
+"""The live buffer in Redis survives Redis losing it: the worker writes it again."""
+
+import asyncio
+
+import pytest
+
+from chat import live
+from chat.models import Message
+from chat.replies import ReplyStream
+from chat.stream_parser import ContentDelta, ReasoningDelta
+from tests.factories import make_conversation, make_message
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def streaming_reply(owner):
+    conversation = make_conversation(owner)
+    make_message(conversation, "user", "q")
+    return make_message(conversation, "assistant", status=Message.Status.STREAMING)
+
+
+async def test_lost_buffer_written_again(owner):
+    reply = await asyncio.to_thread(streaming_reply, owner)
+    stream = ReplyStream(reply)
+    await live.start(reply.id)
+    stream.add(ReasoningDelta("think "))
+    stream.add(ContentDelta("Hello "))
+    await stream.flush()
+    assert await live.read(reply.id) == live.LiveState(2, "think ", "Hello ")
+
+    # Redis restarted without persistence: every key of the reply is gone.
+    await live.client().delete(*live._keys(reply.id))
+    stream.add(ContentDelta("world"))
+    await stream.flush()
+
+    assert stream.seq == 3
+    assert await live.read(reply.id) == live.LiveState(3, "think ", "Hello world")
+    await live.finish(reply.id)
+
+
+async def test_flush_survives_redis_error(owner, monkeypatch):
+    reply = await asyncio.to_thread(streaming_reply, owner)
+    stream = ReplyStream(reply)
+    await live.start(reply.id)
+
+    async def redis_down(*args, **kwargs):
+        from redis.exceptions import ConnectionError
+
+        raise ConnectionError("Connection refused")
+
+    monkeypatch.setattr(live, "append", redis_down)
+    stream.add(ContentDelta("kept "))
+    await stream.flush()
+    monkeypatch.undo()
+    stream.add(ContentDelta("anyway"))
+    await stream.flush()
+
+    # The text and the sequence numbers stay whole for the checkpoint and the buffer.
+    assert stream.checkpoint_fields()["content"] == "kept anyway"
+    assert stream.seq == 2
+    assert await live.read(reply.id) == live.LiveState(2, "", "kept anyway")
+    await live.finish(reply.id)
