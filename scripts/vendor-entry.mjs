@@ -20,6 +20,7 @@ import sql from "highlight.js/lib/languages/sql";
 import typescript from "highlight.js/lib/languages/typescript";
 import xml from "highlight.js/lib/languages/xml";
 import yaml from "highlight.js/lib/languages/yaml";
+import katex from "katex";
 import markdownit from "markdown-it";
 
 // The core build plus this list keeps the bundle far smaller than highlight.js's
@@ -50,4 +51,4 @@ for (const [name, definition] of Object.entries(languages)) {
   hljs.registerLanguage(name, definition);
 }
 
-export { DOMPurify, hljs, markdownit };
+export { DOMPurify, hljs, katex, markdownit };

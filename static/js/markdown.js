@@ -1,9 +1,13 @@
-// Markdown rendering for chat messages: markdown-it, highlight.js, then DOMPurify.
+// Markdown rendering for chat messages: markdown-it, highlight.js and KaTeX, then
+// DOMPurify.
 //
 // Model output is untrusted. markdown-it runs with `html: false`, so raw HTML in the
 // source is shown as text, and DOMPurify then removes anything outside a small
 // allow-list as a second, independent layer.
 import { DOMPurify, hljs, markdownit } from "../vendor/chat-vendor.js";
+import { applyMathStyles, checkedMathStyle, mathPlugin } from "./math.js";
+
+export { applyMathStyles };
 
 const labels = { copy: "Copy", copied: "Copied" };
 
@@ -29,6 +33,7 @@ const md = markdownit({
   breaks: false,
   typographer: false,
 });
+md.use(mathPlugin);
 const escapeHtml = md.utils.escapeHtml;
 
 function codeBlockHtml(code, info) {
@@ -83,21 +88,53 @@ md.renderer.rules.image = (tokens, idx, options, env, renderer) => {
 // A private instance, so these hooks and settings never affect other DOMPurify users.
 const purifier = DOMPurify(window);
 
+// svg, path and line are KaTeX's drawings (square roots, arrows, braces); markdown-it
+// never emits them, because raw HTML in the source is escaped.
+const MATH_ATTRIBUTES = [
+  "aria-hidden", "aria-label", "d", "data-math-style", "height", "preserveAspectRatio",
+  "role", "stroke-width", "viewBox", "width", "x1", "x2", "xmlns", "y1", "y2",
+];  // prettier-ignore
+
 const SANITIZE_CONFIG = {
   ALLOWED_TAGS: [
     "a", "blockquote", "br", "button", "code", "del", "div", "em", "h1", "h2", "h3", "h4",
-    "h5", "h6", "hr", "li", "ol", "p", "pre", "s", "span", "strong", "table", "tbody", "td",
-    "th", "thead", "tr", "ul",
+    "h5", "h6", "hr", "li", "line", "ol", "p", "path", "pre", "s", "span", "strong", "svg",
+    "table", "tbody", "td", "th", "thead", "tr", "ul",
   ],
-  ALLOWED_ATTR: ["class", "data-copy", "href", "start", "title", "type"],
+  ALLOWED_ATTR: ["class", "data-copy", "href", "start", "title", "type", ...MATH_ATTRIBUTES],
   ALLOW_DATA_ATTR: false,
   ALLOW_ARIA_ATTR: false,
   // Only absolute http, https and mailto URLs: relative links would point into this site.
   ALLOWED_URI_REGEXP: /^(?:https?|mailto):/i,
   // DOMPurify checks every attribute that is not URI-safe against ALLOWED_URI_REGEXP, so
   // these would otherwise be dropped for not looking like http URLs.
-  ADD_URI_SAFE_ATTR: ["data-copy", "start", "type"],
+  ADD_URI_SAFE_ATTR: ["data-copy", "start", "type", ...MATH_ATTRIBUTES],
 };
+
+// Math attributes are kept only inside KaTeX's output, and a style attribute (blocked by
+// the page's CSP anyway) is turned into a checked data-math-style inside it and dropped
+// everywhere else.
+const MATH_ONLY_ATTRIBUTES = MATH_ATTRIBUTES.filter((name) => name !== "xmlns");
+purifier.addHook("beforeSanitizeAttributes", (node) => {
+  if (node.nodeType !== 1) {
+    return;
+  }
+  const inMath = node.closest?.(".math") != null;
+  if (node.hasAttribute("style")) {
+    const style = inMath ? checkedMathStyle(node.getAttribute("style")) : "";
+    node.removeAttribute("style");
+    if (style) {
+      node.setAttribute("data-math-style", style);
+    }
+  } else if (!inMath) {
+    node.removeAttribute("data-math-style");
+  }
+  if (!inMath) {
+    for (const name of MATH_ONLY_ATTRIBUTES) {
+      node.removeAttribute(name);
+    }
+  }
+});
 
 purifier.addHook("afterSanitizeAttributes", (node) => {
   if (node.tagName === "A" && node.hasAttribute("href")) {
@@ -125,7 +162,12 @@ export function renderMarkdown(text) {
 function htmlToFragment(html) {
   const template = document.createElement("template");
   template.innerHTML = html;
-  return template.content;
+  return applyMathStyles(template.content);
+}
+
+/** Render Markdown source to a sanitized DocumentFragment, math styles applied. */
+export function renderMarkdownFragment(text) {
+  return htmlToFragment(renderMarkdown(text));
 }
 
 // Block types that no later line can extend once a blank line follows them. Lists and
@@ -135,9 +177,41 @@ const ENDED_BY_BLANK_LINE = new Set([
   "fence",
   "heading_open",
   "hr",
+  "math_block",
   "paragraph_open",
   "table_open",
 ]);
+
+// A line that opens display math ($$ or \[), possibly after list or quote markers.
+const MATH_OPENER = /^[\s>]*(?:(?:[-*+]|\d{1,9}[.)])\s+)*(?:\$\$|\\\[)/;
+
+// Return the first line below `completeLines` that opens display math still unclosed at
+// the end of the complete lines, or -1. Until its closer or a blank line arrives, the
+// math block rule may later claim the lines below it, so they are not final yet.
+function unresolvedMathLine(lines, completeLines) {
+  for (let line = 0; line < completeLines; line++) {
+    const match = MATH_OPENER.exec(lines[line]);
+    if (!match) {
+      continue;
+    }
+    const closer = match[0].endsWith("$") ? "$$" : "\\]";
+    const after = lines[line].slice(match[0].length);
+    if (after.includes(closer)) {
+      continue;
+    }
+    let resolved = false;
+    for (let next = line + 1; next < completeLines; next++) {
+      if (!lines[next].trim() || lines[next].includes(closer)) {
+        resolved = true;
+        break;
+      }
+    }
+    if (!resolved) {
+      return line;
+    }
+  }
+  return -1;
+}
 
 // Return the length of the prefix of `source` that holds complete top-level blocks.
 //
@@ -166,14 +240,24 @@ function completeBlocksLength(source) {
   const [lastStart, lastEnd] = last.map;
   const followedByBlankLines =
     lastEnd < lineCount && lines.slice(lastEnd, lineCount).every((line) => /^[ \t]*$/.test(line));
-  const completeLines =
+  let completeLines =
     ENDED_BY_BLANK_LINE.has(last.type) && followedByBlankLines ? lineCount : lastStart;
+  const mathLine = unresolvedMathLine(lines, completeLines);
+  if (mathLine >= 0) {
+    completeLines = Math.min(completeLines, blockStartOf(blocks, mathLine));
+  }
 
   let offset = 0;
   for (let line = 0; line < completeLines; line++) {
     offset += lines[line].length + 1;
   }
   return offset;
+}
+
+// Return the first line of the top-level block that contains `line`.
+function blockStartOf(blocks, line) {
+  const block = blocks.find((token) => token.map[0] <= line && line < token.map[1]);
+  return block ? block.map[0] : line;
 }
 
 function hasLinkReferences(source) {

@@ -4,19 +4,12 @@ A static HTTP server on 127.0.0.1 serves the repository, and tests/frontend/harn
 loads the module and exposes it as window.markdown.
 """
 
-import functools
-import http.server
 import random
 import re
-import threading
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
 
-CHROMIUM = Path("/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parents[2]
-HARNESS = "/tests/frontend/harness.html"
+from tests.frontend.harness import CHROMIUM, open_harness
 
 pytestmark = [
     pytest.mark.browser,
@@ -35,60 +28,6 @@ ALLOWED_TAGS = {
 ALLOWED_ATTRIBUTES = {"class", "data-copy", "href", "rel", "start", "target", "title", "type"}
 DARK_BACKGROUND = "rgb(13, 17, 23)"
 LIGHT_BACKGROUND = "rgb(255, 255, 255)"
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    extensions_map = {
-        **http.server.SimpleHTTPRequestHandler.extensions_map,
-        ".js": "text/javascript",
-        ".mjs": "text/javascript",
-        ".css": "text/css",
-    }
-
-    def log_message(self, format, *args):
-        pass
-
-
-@pytest.fixture(scope="module")
-def base_url():
-    handler = functools.partial(_QuietHandler, directory=str(ROOT))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-            headless=True,
-        )
-        yield browser
-        browser.close()
-
-
-def _open_harness(browser, base_url, **context_options):
-    context = browser.new_context(**context_options)
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(base_url + HARNESS)
-    page.wait_for_function("document.documentElement.dataset.ready === 'true'")
-    return context, page, errors
-
-
-@pytest.fixture
-def page(browser, base_url):
-    context, page, errors = _open_harness(browser, base_url)
-    yield page
-    context.close()
-    assert errors == []
 
 
 RENDER_AND_INSPECT = """
@@ -605,7 +544,7 @@ def test_stream_restarts_on_changed_text(page):
 
 
 def test_copy_button_copies_code(browser, base_url):
-    context, page, errors = _open_harness(browser, base_url)
+    context, page, errors = open_harness(browser, base_url)
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
     page.evaluate(
         """() => {
@@ -650,7 +589,7 @@ def test_copy_handler_ignores_other_clicks(page):
 
 
 def test_layout_phone_width(browser, base_url):
-    context, page, errors = _open_harness(browser, base_url, viewport={"width": 375, "height": 700})
+    context, page, errors = open_harness(browser, base_url, viewport={"width": 375, "height": 700})
     long_line = "x = " + " + ".join(f"value_{index}" for index in range(60))
     wide_row = "| " + " | ".join(f"heading{index}" for index in range(12)) + " |"
     source = (
