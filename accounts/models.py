@@ -167,6 +167,9 @@ class User(AbstractBaseUser, PermissionsMixin):
             return Plan.GUEST
         if self.plan_id is not None:
             return self.plan.slug
+        # Team members send on the team plan; their team's budget bounds it.
+        if self.memberships.exists():
+            return Plan.TEAM
         return Plan.FREE
 
 

@@ -109,9 +109,13 @@ def quota_day(moment: datetime) -> date:
     return day if local.time() >= reset else day - timedelta(days=1)
 
 
-def next_reset(moment: datetime) -> datetime:
-    day = quota_day(moment) + timedelta(days=1)
+def day_start(day: date) -> datetime:
+    """Return the moment quota day `day` begins: QUOTA_RESET_AT local time on that date."""
     return datetime.combine(day, _reset_time(), tzinfo=_zone())
+
+
+def next_reset(moment: datetime) -> datetime:
+    return day_start(quota_day(moment) + timedelta(days=1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +288,7 @@ def _check_spend_caps(user, now):
 
 
 def _day_start(now):
-    return datetime.combine(quota_day(now), _reset_time(), tzinfo=_zone())
+    return day_start(quota_day(now))
 
 
 def _spend_since(start, plans) -> Decimal:

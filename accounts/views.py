@@ -1,5 +1,6 @@
 from django.contrib.auth import login
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters
 
 from .forms import SignUpForm
@@ -20,6 +21,12 @@ def sign_up(request):
         user.is_guest = False
         user.save()
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        # An invite link sends people here with ?next= so they land back on it.
+        next_url = request.GET.get("next", "")
+        if url_has_allowed_host_and_scheme(
+            next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            return redirect(next_url)
         return redirect("chat:index")
 
     return render(request, "accounts/sign_up.html", {"form": form})

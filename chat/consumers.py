@@ -136,6 +136,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             client_id=client_id,
             model_slug=frame.get("model"),
             client_ip=scope_ip(self.scope),
+            team_choice=frame.get("team", services.DEFAULT_TEAM),
         )
         if accepted.conversation.id != (conversation_id or new_conversation_id):
             await self.subscribe(accepted.conversation.id)

@@ -20,6 +20,9 @@ REQUEST_ERRORS = {
     "quota_exceeded": _("You have used all messages of your plan for today."),
     "rate_limited": _("You are sending too fast. Wait a moment, then send again."),
     "budget_exhausted": _("The demo budget is used up for today."),
+    "team_budget_exhausted": _("The team has used its monthly budget."),
+    "team_member_cap": _("You have used your monthly allowance in this team."),
+    "not_team_member": _("You are not a member of this conversation's team. Pick another team."),
 }
 
 # Errors that end a reply (the `error` of `message.done`).
@@ -72,3 +75,5 @@ class ChatError(Exception):
         self.code = code
         self.detail = str(detail) if detail is not None else str(REQUEST_ERRORS[code])
         self.retry_after = retry_after
+        # For a send refused by a limit: the QuotaBlock fields to record.
+        self.block = None

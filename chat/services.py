@@ -8,7 +8,6 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -17,21 +16,20 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts import quotas
+from accounts.models import QuotaBlock
+from teams import budgets
+from teams.models import Team
 
-from . import accounting, catalog
-from .errors import ChatError, reply_error_message
+from . import accounting, catalog, sweeper
+from .errors import ChatError
 from .models import Conversation, Message
 from .tasks import generate_reply
 
 logger = logging.getLogger(__name__)
 
 TITLE_MAX_CHARS = 60
-# A streaming reply's worker writes a heartbeat every second; one silent for
-# this long has lost its worker.
-STALE_HEARTBEAT = timedelta(seconds=60)
-# A reply no worker picked up in this time is given up, so the conversation
-# does not stay blocked when no worker runs.
-STALE_QUEUED = timedelta(minutes=10)
+# `team` left out of a send: a new conversation is billed to the user's first team.
+DEFAULT_TEAM = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +83,17 @@ def accept_message(
     client_id,
     model_slug=None,
     client_ip=None,
+    team_choice=DEFAULT_TEAM,
 ) -> Accepted:
     """Store a user message and a queued reply, and enqueue the reply task on commit.
 
     `new_conversation_id` names the conversation to create when
     `conversation_id` is None, so the caller can subscribe to it first.
     `model_slug` picks a model on the user's plan; None keeps the
-    conversation's model. A resend with a known `client_id` returns the
-    stored messages.
+    conversation's model. `team_choice` is the id of the team to bill, None
+    to bill no team, or DEFAULT_TEAM to keep the conversation's (a new one
+    gets the user's first team). A resend with a known `client_id` returns
+    the stored messages.
     """
     duplicate = _find_duplicate(user, client_id)
     if duplicate:
@@ -100,6 +101,9 @@ def accept_message(
     content = validate_content(content)
     if model_slug is not None and not isinstance(model_slug, str):
         raise ChatError("invalid_input", _("`model` must be a string or null."))
+    if team_choice is not DEFAULT_TEAM and team_choice is not None:
+        if isinstance(team_choice, bool) or not isinstance(team_choice, int):
+            raise ChatError("invalid_input", _("`team` must be a team id (a number) or null."))
 
     try:
         with transaction.atomic():
@@ -107,10 +111,14 @@ def accept_message(
                 user, conversation_id, new_conversation_id, content
             )
             model = _model_for_send(user, model_slug, conversation)
-            reservation = _reserve(user, model, content, client_ip)
-            if conversation.chat_model_id != model.pk:
+            team = _team_for_send(user, team_choice, conversation)
+            reservation = _reserve(user, model, content, client_ip, team)
+            if conversation.chat_model_id != model.pk or conversation.team_id != (
+                team.pk if team else None
+            ):
                 conversation.chat_model = model
-                conversation.save(update_fields=["chat_model"])
+                conversation.team = team
+                conversation.save(update_fields=["chat_model", "team"])
             user_message = Message.objects.create(
                 conversation=conversation,
                 role=Message.Role.USER,
@@ -132,9 +140,16 @@ def accept_message(
                 else Message.QuotaState.NONE,
             )
             Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+            # robust: a broker that cannot take the task (Redis down) does not
+            # turn the stored send into an error; the sweeper enqueues it again.
             transaction.on_commit(
-                lambda: generate_reply.delay(message_id=str(assistant_message.id))
+                lambda: generate_reply.delay(message_id=str(assistant_message.id)), robust=True
             )
+    except ChatError as error:
+        if error.block is not None:
+            # Recorded after the rollback, so the dashboard counts every refusal.
+            QuotaBlock.objects.create(user=user, **error.block)
+        raise
     except IntegrityError:
         # Two sends with the same client_id raced; the other one won.
         duplicate = _find_duplicate(user, client_id)
@@ -152,9 +167,9 @@ def accept_message(
     return Accepted(conversation, user_message, assistant_message, duplicate=False, quota=quota)
 
 
-def _reserve(user, model, content, client_ip):
+def _reserve(user, model, content, client_ip, team):
     try:
-        return quotas.reserve(
+        reservation = quotas.reserve(
             user,
             model.model_class,
             in_flight_count=_in_flight_count,
@@ -162,9 +177,46 @@ def _reserve(user, model, content, client_ip):
             content_length=len(content),
             client_ip=client_ip,
         )
+        if team is not None:
+            budgets.check(user, team)
+        return reservation
     except quotas.QuotaExceeded as blocked:
         logger.info("Send of user %s blocked: %s", user.pk, blocked.code)
-        raise ChatError(blocked.code, blocked.detail, retry_after=blocked.retry_after) from None
+        error = ChatError(blocked.code, blocked.detail, retry_after=blocked.retry_after)
+        if blocked.code != "invalid_input":
+            error.block = {
+                "team": team,
+                "plan": user.effective_plan_slug(),
+                "model_class": model.model_class,
+                "code": blocked.code,
+            }
+        raise error from None
+
+
+def _team_for_send(user, team_choice, conversation) -> Team | None:
+    """Return the team to bill: the one chosen, else the conversation's, else the user's first.
+
+    A member of any team bills every send to one of their teams, because the
+    team plan's limits rely on the team budget; only people in no team bill nobody.
+    """
+    teams = Team.objects.filter(memberships__user=user).order_by("memberships__joined_at")
+    if team_choice is DEFAULT_TEAM:
+        if conversation.team_id is not None and teams.filter(pk=conversation.team_id).exists():
+            return conversation.team
+        return teams.first()
+    if team_choice is None:
+        if teams.exists():
+            raise ChatError(
+                "invalid_input", _("Pick one of your teams to bill this conversation to.")
+            )
+        return None
+    team = teams.filter(pk=team_choice).first()
+    if team is None:
+        raise ChatError(
+            "invalid_input",
+            _("You are not a member of team %(id)s; pick one of your teams.") % {"id": team_choice},
+        )
+    return team
 
 
 def _in_flight_count(user) -> int:
@@ -228,35 +280,12 @@ def _conversation_for_send(user, conversation_id, new_conversation_id, content) 
 
 
 def interrupt_stale_replies(conversation) -> list[Message]:
-    """Mark replies whose worker was lost as `interrupted`, keeping their checkpointed text.
+    """Mark this conversation's replies whose worker was lost as `interrupted`.
 
     Returns the replies this call interrupted, so the caller can announce them.
+    The periodic sweep (`chat.sweeper`) does the same for every conversation.
     """
-    now = timezone.now()
-    stale = conversation.messages.filter(role=Message.Role.ASSISTANT).filter(
-        Q(status=Message.Status.STREAMING, heartbeat_at__lt=now - STALE_HEARTBEAT)
-        | Q(status=Message.Status.QUEUED, created_at__lt=now - STALE_QUEUED)
-    )
-    interrupted = []
-    for reply in stale:
-        # The condition repeats the state read above, so a worker that wrote a
-        # heartbeat in the meantime keeps its reply.
-        updated = Message.objects.filter(
-            pk=reply.pk, status=reply.status, heartbeat_at=reply.heartbeat_at
-        ).update(
-            status=Message.Status.INTERRUPTED,
-            error_code="interrupted",
-            error_detail=str(reply_error_message("interrupted")),
-            finished_at=now,
-        )
-        if updated:
-            logger.warning(
-                "Reply %s interrupted: no heartbeat since %s", reply.pk, reply.heartbeat_at
-            )
-            reply.refresh_from_db()
-            accounting.settle(reply)
-            interrupted.append(reply)
-    return interrupted
+    return sweeper.interrupt_stale(conversation.messages.all())
 
 
 def get_reply_for_user(user, message_id) -> Message:

@@ -5,6 +5,7 @@ from django.utils.translation import gettext as _
 
 from accounts import quotas
 from accounts.guests import login_or_guest
+from teams.access import teams_of
 
 from . import catalog
 from .errors import REPLY_ERRORS, REQUEST_ERRORS, ChatError
@@ -12,6 +13,7 @@ from .models import Conversation
 from .services import get_conversation_for_user, interrupt_stale_replies
 
 SIDEBAR_CONVERSATIONS = 100
+TEAM_SHARED_CONVERSATIONS = 20
 
 
 @login_or_guest
@@ -70,8 +72,27 @@ def _chat_page(request, conversation):
             "models": models,
             "selected_model": selected,
             "page_data": page_data,
+            **_team_context(request.user, conversation),
         },
     )
+
+
+def _team_context(user, conversation):
+    """Return the teams the user can bill and the conversations shared with those teams."""
+    teams = teams_of(user)
+    if not teams:
+        return {}
+    selected = next(
+        (team for team in teams if conversation and team.pk == conversation.team_id), teams[0]
+    )
+    shared = (
+        Conversation.objects.filter(shared_with_team__in=teams)
+        .exclude(owner=user)
+        .select_related("shared_with_team")
+        .only("id", "title", "shared_with_team__name", "updated_at")
+        .order_by("-updated_at")[:TEAM_SHARED_CONVERSATIONS]
+    )
+    return {"teams": teams, "selected_team": selected, "team_shared": shared}
 
 
 def _selected_model(user, conversation):

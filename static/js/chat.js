@@ -19,6 +19,8 @@ const connectionState = root.querySelector("[data-connection-state]");
 const titleElement = root.querySelector("[data-chat-title]");
 const conversationList = root.querySelector("[data-conversation-list]");
 const modelSelect = root.querySelector("[data-model-select]");
+// Present for members of a team: the team the conversation is billed to.
+const teamSelect = root.querySelector("[data-team-select]");
 const simulatorNotice = root.querySelector("[data-simulator-notice]");
 const quotaElement = root.querySelector("[data-quota]");
 
@@ -365,6 +367,7 @@ function sendPending() {
     content: state.pending.content,
     client_id: state.pending.clientId,
     model: state.pending.model,
+    ...(teamSelect ? { team: Number(teamSelect.value) } : {}),
   });
 }
 
