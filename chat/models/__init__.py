@@ -1,5 +1,15 @@
 from .catalog import ChatModel, Endpoint, ModelPrice
 from .conversations import Conversation, Message
+from .preferences import Preferences, SiteSettings
 from .usage import UsageRecord
 
-__all__ = ["ChatModel", "Conversation", "Endpoint", "Message", "ModelPrice", "UsageRecord"]
+__all__ = [
+    "ChatModel",
+    "Conversation",
+    "Endpoint",
+    "Message",
+    "ModelPrice",
+    "Preferences",
+    "SiteSettings",
+    "UsageRecord",
+]

@@ -34,6 +34,10 @@ class Conversation(models.Model):
         related_name="shared_conversations",
         verbose_name=_("shared with team"),
     )
+    # Pinned conversations head the list, the most recently pinned first.
+    pinned_at = models.DateTimeField(_("pinned at"), null=True, blank=True)
+    # Deleted by the owner: hidden everywhere, and restorable until purged.
+    deleted_at = models.DateTimeField(_("deleted at"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -72,6 +76,12 @@ class Message(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    # The message this one follows. Siblings (same parent) are versions: an edited
+    # question, or a regenerated reply. The history sent upstream is the chain of
+    # parents; None only for a conversation's first message.
+    parent = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="children"
     )
     role = models.CharField(max_length=16, choices=Role.choices)
     status = models.CharField(max_length=16, choices=Status.choices)
@@ -173,6 +183,10 @@ class Message(models.Model):
             "seq": self.seq,
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "thinking_seconds": self.thinking_seconds(),
+            "parent": str(self.parent_id) if self.parent_id else None,
+            # The reasoning timer of a page opened mid-reply counts from these.
+            "reasoning_started_at": _iso(self.first_token_at if self.reasoning else None),
+            "answer_started_at": _iso(self.answer_started_at),
         }
 
     def thinking_seconds(self):
@@ -184,3 +198,7 @@ class Message(models.Model):
             return None
         # Whole seconds, as the live timer on the page counts them.
         return round((end - self.first_token_at).total_seconds())
+
+
+def _iso(moment):
+    return moment.isoformat() if moment else None
