@@ -138,7 +138,10 @@ class User(AbstractBaseUser, PermissionsMixin):
         blank=True,
         related_name="users",
         verbose_name=_("plan"),
-        help_text=_("Empty means the free plan; staff always have the staff plan."),
+        help_text=_(
+            "Empty means the free plan, or the team plan for members of a team; "
+            "staff always have the staff plan."
+        ),
     )
 
     objects = UserManager()

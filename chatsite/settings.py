@@ -281,6 +281,20 @@ if USD_TO_CNY_RATE <= 0:
 # Bearer token that Prometheus sends to /metrics; without it /metrics answers 404.
 METRICS_TOKEN = env.str("METRICS_TOKEN", "")
 
+# Outgoing mail (team join links). Without EMAIL_HOST, mail is printed to
+# the web process's log, which is enough to try the site on one machine.
+EMAIL_HOST = env.str("EMAIL_HOST", "")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = env.int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", True)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", "chatsite <noreply@localhost>")
+
 # Chat limits.
 CHAT_MAX_INPUT_CHARS = env.int("CHAT_MAX_INPUT_CHARS", 20_000)
 # Estimated tokens of history sent upstream; older turns are dropped whole.
