@@ -3,16 +3,17 @@
 Spend is read from the usage ledger (chat.UsageRecord rows billed to the
 team), so it counts what replies really used. A send is refused once the
 month's spend has reached the budget or the member's cap. The check runs with
-the team's row locked, so concurrent sends from several members see one
-another's refusals in order; replies already in flight finish, so the
-overshoot is bounded by their cost, as with the site's spend caps.
+the team's row locked, so concurrent sends from several members are
+checked one after another. Replies already in flight finish, so the month
+can overshoot the budget by at most their cost, as with the site's spend
+caps.
 """
 
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.db.models import F, Sum
+from django.db.models import Sum
 from django.db.models.functions import Coalesce
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
@@ -61,16 +62,7 @@ def spent(team: Team, since: datetime, user=None) -> Decimal:
     if user is not None:
         records = records.filter(user=user)
     if team.budget_unit == Team.BudgetUnit.TOKENS:
-        total = records.aggregate(
-            total=Coalesce(
-                Sum(
-                    F("prompt_cache_hit_tokens")
-                    + F("prompt_cache_miss_tokens")
-                    + F("completion_tokens")
-                ),
-                0,
-            )
-        )["total"]
+        total = records.aggregate(total=Coalesce(Sum(UsageRecord.total_tokens()), 0))["total"]
         return Decimal(total)
     return records.aggregate(total=Sum("cost_usd"))["total"] or Decimal(0)
 

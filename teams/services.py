@@ -30,7 +30,7 @@ Role = Membership.Role
 
 
 class TeamError(Exception):
-    """A team action that the rules refuse; the message says why and what to do."""
+    """A team action that the rules reject; the message states why and what to do next."""
 
 
 def _require_manager(actor_membership: Membership | None) -> Membership:

@@ -4,7 +4,7 @@ from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, Q, Sum
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -58,10 +58,7 @@ def _team_rows(memberships):
     rows = []
     for membership in memberships:
         status = budgets.team_status(membership.team)
-        remaining = None
-        if status.limit is not None:
-            remaining = budgets.format_amount(status.unit, status.remaining)
-        rows.append((membership, status, remaining))
+        rows.append((membership, status, _remaining_text(status)))
     return rows
 
 
@@ -103,11 +100,7 @@ def _usage_by_member(team, since):
         .values("user")
         .annotate(
             cost=Sum("cost_usd"),
-            tokens=Sum(
-                F("prompt_cache_hit_tokens")
-                + F("prompt_cache_miss_tokens")
-                + F("completion_tokens")
-            ),
+            tokens=Sum(UsageRecord.total_tokens()),
             replies=Count("id"),
         )
     )
@@ -121,48 +114,54 @@ def _dashboard_url(team):
         return None
 
 
-def _detail_context(membership, **forms):
-    team = membership.team
-    now = timezone.now()
-    since = budgets.month_start(now)
-    usage = _usage_by_member(team, since)
-    members = []
+def _remaining_text(status):
+    if status.limit is None:
+        return None
+    return budgets.format_amount(status.unit, status.remaining)
+
+
+def _member_rows(team, now):
+    """Return each member with their use this month and cap, as the team's table shows them."""
+    usage = _usage_by_member(team, budgets.month_start(now))
+    rows = []
     for member in team.memberships.select_related("user").order_by("joined_at"):
         used = usage.get(member.user_id, {})
-        amount = (
-            used.get("tokens") if team.budget_unit == Team.BudgetUnit.TOKENS else used.get("cost")
-        )
-        members.append(
+        if team.budget_unit == Team.BudgetUnit.TOKENS:
+            amount = used.get("tokens")
+        else:
+            amount = used.get("cost")
+        cap = member.effective_cap()
+        rows.append(
             {
                 "membership": member,
                 "used": budgets.format_amount(team.budget_unit, amount or 0),
-                "cap": budgets.format_amount(team.budget_unit, member.effective_cap())
-                if member.effective_cap() is not None
-                else None,
+                "cap": budgets.format_amount(team.budget_unit, cap) if cap is not None else None,
                 "form": MemberForm(
                     initial={"role": member.role, "monthly_cap": member.monthly_cap},
                     prefix=f"m{member.pk}",
                 ),
             }
         )
+    return rows
+
+
+def _detail_context(membership, **forms):
+    team = membership.team
+    now = timezone.now()
     team_status = budgets.team_status(team, now)
     my_status = budgets.member_status(membership, now)
+    shared = services.shared_conversations(membership.user, team).order_by("-updated_at")
+
     context = {
         "team": team,
         "membership": membership,
-        "members": members,
+        "members": _member_rows(team, now),
         "team_status": team_status,
         "team_spent": budgets.format_amount(team.budget_unit, team_status.spent),
-        "team_remaining": budgets.format_amount(team.budget_unit, team_status.remaining)
-        if team_status.limit is not None
-        else None,
+        "team_remaining": _remaining_text(team_status),
         "my_spent": budgets.format_amount(team.budget_unit, my_status.spent),
-        "my_remaining": budgets.format_amount(team.budget_unit, my_status.remaining)
-        if my_status.limit is not None
-        else None,
-        "shared": services.shared_conversations(membership.user, team).order_by("-updated_at")[
-            :100
-        ],
+        "my_remaining": _remaining_text(my_status),
+        "shared": shared[:100],
         "dashboard_url": _dashboard_url(team) if membership.can_manage else None,
     }
     if membership.can_manage:

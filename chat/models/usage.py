@@ -49,3 +49,12 @@ class UsageRecord(models.Model):
 
     def __str__(self):
         return f"{self.model_id} {self.outcome} {self.created_at:%Y-%m-%d %H:%M}"
+
+    @staticmethod
+    def total_tokens():
+        """Return an expression for a row's prompt plus completion tokens, reasoning included."""
+        return (
+            models.F("prompt_cache_hit_tokens")
+            + models.F("prompt_cache_miss_tokens")
+            + models.F("completion_tokens")
+        )

@@ -8,14 +8,10 @@ replies run on the real worker against the simulator.
 
 import asyncio
 import json
-import threading
 import time
-import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import websockets
-from django.db import connection
 from django.utils import timezone
 
 from accounts import quotas
@@ -23,6 +19,7 @@ from accounts.models import ModelClass, Plan, PlanLimit, QuotaCounter
 from chat import services
 from chat.errors import ChatError
 from chat.models import Conversation, Message
+from tests import concurrency
 from tests.chat.websocket import EVENT_TIMEOUT, connect, receive, send_frame, session_cookie
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
@@ -228,33 +225,8 @@ async def test_cap_holds_across_processes(web_server, capped_owner):
 
 
 def send_from_threads(owner, threads, sends_per_thread):
-    """Call accept_message from `threads` threads that start together, and return the outcomes."""
-    start = threading.Barrier(threads)
-
-    def send_batch(thread):
-        start.wait()
-        outcomes = []
-        try:
-            for n in range(sends_per_thread):
-                try:
-                    outcomes.append(
-                        services.accept_message(
-                            owner,
-                            conversation_id=None,
-                            new_conversation_id=uuid.uuid4(),
-                            content=f"[sim rate=0]\nThread {thread} question {n}",
-                            client_id=uuid.uuid4(),
-                        )
-                    )
-                except ChatError as error:
-                    outcomes.append(error)
-        finally:
-            connection.close()
-        return outcomes
-
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        batches = list(pool.map(send_batch, range(threads)))
-    return [outcome for batch in batches for outcome in batch]
+    """Send from `threads` threads at once as `owner`, and return the outcomes."""
+    return concurrency.send_from_threads([owner] * threads, sends_per_thread)
 
 
 async def test_threaded_sends_ten_accepted(live_stack, capped_owner):

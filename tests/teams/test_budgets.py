@@ -1,22 +1,19 @@
 """Team budgets and member caps: refusals name the team and reset date, and store nothing."""
 
-import threading
-import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import connection
 from django.utils import translation
 
 from accounts.models import PlanLimit, QuotaBlock, QuotaCounter
-from chat import accounting, services
+from chat import accounting
 from chat.errors import ChatError
 from chat.models import Conversation, Message, UsageRecord
 from teams import budgets
 from teams.models import Team
+from tests.concurrency import send_from_threads
 from tests.factories import make_user
 
 from .helpers import add_member, bill, make_team, send
@@ -215,42 +212,13 @@ def test_usage_record_carries_team(owner):
     assert reply.usage_record.plan == "team"
 
 
-def sends_from_threads(users, sends_per_user):
-    start = threading.Barrier(len(users))
-
-    def send_batch(user):
-        start.wait()
-        outcomes = []
-        try:
-            for n in range(sends_per_user):
-                try:
-                    outcomes.append(
-                        services.accept_message(
-                            user,
-                            conversation_id=None,
-                            new_conversation_id=uuid.uuid4(),
-                            content=f"[sim rate=0]\nQuestion {n}",
-                            client_id=uuid.uuid4(),
-                        )
-                    )
-                except ChatError as error:
-                    outcomes.append(error)
-        finally:
-            connection.close()
-        return outcomes
-
-    with ThreadPoolExecutor(max_workers=len(users)) as pool:
-        batches = list(pool.map(send_batch, users))
-    return [outcome for batch in batches for outcome in batch]
-
-
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_sends_after_budget_all_refused(owner):
     team = make_team(owner, monthly_budget=Decimal("1.00"))
     members = [owner] + [add_member(team, f"m{n}@example.com").user for n in range(4)]
     bill(team, owner, cost="1.00")
 
-    outcomes = sends_from_threads(members, 4)
+    outcomes = send_from_threads(members, 4)
 
     assert len(outcomes) == 20
     assert {getattr(o, "code", "accepted") for o in outcomes} == {"team_budget_exhausted"}
@@ -267,7 +235,7 @@ def test_concurrent_sends_member_caps_exact(owner):
     for user in capped:
         bill(team, user, cost="1.00")
 
-    outcomes = sends_from_threads(capped + free, 1)
+    outcomes = send_from_threads(capped + free, 1)
 
     by_user = {}
     for user, outcome in zip(capped + free, outcomes, strict=True):

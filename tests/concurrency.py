@@ -1,0 +1,44 @@
+"""Sends that start at the same moment from several threads, each on its own database connection."""
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from django.db import connection
+
+from chat import services
+from chat.errors import ChatError
+
+
+def send_from_threads(users, sends_per_thread):
+    """Call accept_message from one thread per entry of `users`, all starting together.
+
+    Returns the outcomes (Accepted or ChatError) thread by thread, in the
+    order of `users`, each thread's in the order it sent them.
+    """
+    start = threading.Barrier(len(users))
+
+    def send_batch(thread):
+        start.wait()
+        outcomes = []
+        try:
+            for n in range(sends_per_thread):
+                try:
+                    outcomes.append(
+                        services.accept_message(
+                            users[thread],
+                            conversation_id=None,
+                            new_conversation_id=uuid.uuid4(),
+                            content=f"[sim rate=0]\nThread {thread} question {n}",
+                            client_id=uuid.uuid4(),
+                        )
+                    )
+                except ChatError as error:
+                    outcomes.append(error)
+        finally:
+            connection.close()
+        return outcomes
+
+    with ThreadPoolExecutor(max_workers=len(users)) as pool:
+        batches = list(pool.map(send_batch, range(len(users))))
+    return [outcome for batch in batches for outcome in batch]
