@@ -15,7 +15,9 @@ def sign_up(request):
     # A guest's sign-up turns the guest account into a normal one, so the
     # conversations and the day's usage stay with the person.
     # The guest's placeholder address must not be offered as the new email.
-    form = SignUpForm(request.POST or None, instance=guest, initial={"email": ""})
+    # An empty POST is still a submission and must show "This field is required".
+    data = request.POST if request.method == "POST" else None
+    form = SignUpForm(data, instance=guest, initial={"email": ""})
     if request.method == "POST" and form.is_valid():
         user = form.save(commit=False)
         user.is_guest = False
