@@ -154,6 +154,26 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Sign-in and sign-up throttles (django-ratelimit rates: count/period, in the
+# shared Redis cache). Sign-in counts failed attempts, sign-up every attempt.
+AUTH_THROTTLE_RATES = {
+    "accounts.sign_in": {
+        "account": env.str("SIGN_IN_ACCOUNT_RATE", "10/15m"),
+        "ip": env.str("SIGN_IN_IP_RATE", "50/15m"),
+    },
+    "accounts.sign_up": {
+        "account": env.str("SIGN_UP_ACCOUNT_RATE", "10/15m"),
+        "ip": env.str("SIGN_UP_IP_RATE", "30/h"),
+    },
+}
+RATELIMIT_USE_CACHE = "default"
+for _limits in AUTH_THROTTLE_RATES.values():
+    for _rate in _limits.values():
+        if not re.fullmatch(r"[1-9]\d*/\d*[smhd]", _rate):
+            raise ImproperlyConfigured(
+                f"Throttle rate {_rate!r} is invalid; use count/period, such as 10/15m or 30/h."
+            )
+
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "chat:index"

@@ -24,6 +24,15 @@ def clean_redis():
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
 
 
+@pytest.fixture(autouse=True)
+def reset_sign_in_throttles():
+    """Start each test with no sign-in or sign-up attempts counted in the shared cache."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    keys = list(client.scan_iter(match="*:rl:*"))
+    if keys:
+        client.delete(*keys)
+
+
 @pytest.fixture
 def owner(db):
     return make_user("owner@example.com")
