@@ -73,3 +73,23 @@ def _trim_to_budget(messages: list[dict], budget_tokens: int) -> list[dict]:
         total -= costs[first]
         first += 1
     return [message for turn in turns[first:] for message in turn]
+
+
+def path_items(messages: Iterable, leaf_id) -> list[HistoryItem]:
+    """Return the items on the branch that ends at `leaf_id`, oldest first.
+
+    `messages` are the conversation's messages (objects with `id`, `parent_id`,
+    `role` and `content`); the branch is the chain of parents from the leaf up.
+    Versions on other branches (an earlier answer that was regenerated, a
+    question before it was edited) are not on the chain, so they are never sent.
+    """
+    by_id = {message.id: message for message in messages}
+    chain = []
+    seen = set()
+    current = by_id.get(leaf_id)
+    while current is not None and current.id not in seen:
+        seen.add(current.id)
+        chain.append(current)
+        current = by_id.get(current.parent_id)
+    chain.reverse()
+    return [HistoryItem(message.role, message.content) for message in chain]

@@ -24,7 +24,7 @@ from accounts import quotas
 from . import accounting, catalog, live
 from .errors import reply_error_message
 from .events import broadcast, done_event
-from .history import HistoryItem, build_history
+from .history import HistoryItem, build_history, path_items
 from .models import Endpoint, Message
 from .stream_parser import ContentDelta, Finish, ReasoningDelta, Usage
 from .upstream import Retrying, UpstreamConfig, UpstreamError, stream_chat
@@ -87,16 +87,19 @@ def _prepare_call(reply: Message) -> UpstreamCall | None:
     if model is None:
         return None
 
-    items = (
-        Message.objects.filter(
-            conversation_id=reply.conversation_id, created_at__lt=reply.created_at
-        )
-        .order_by("created_at")
-        .values_list("role", "content")
-    )
-    messages = build_history(
-        [HistoryItem(role, content) for role, content in items], model.context_budget_tokens
-    )
+    # The branch that ends at this reply's question; other versions are not sent.
+    # A reply stored without a parent (made outside accept_message) gets every
+    # earlier message, as before messages had parents.
+    earlier = Message.objects.filter(
+        conversation_id=reply.conversation_id, created_at__lt=reply.created_at
+    ).order_by("created_at")
+    if reply.parent_id is not None:
+        items = path_items(earlier.only("id", "parent_id", "role", "content"), reply.parent_id)
+    else:
+        items = [
+            HistoryItem(role, content) for role, content in earlier.values_list("role", "content")
+        ]
+    messages = build_history(items, model.context_budget_tokens)
 
     # DeepSeek isolates abuse per end user by `user_id`; other servers get nothing.
     user_id = None

@@ -20,7 +20,7 @@ from accounts.models import QuotaBlock
 from teams import budgets
 from teams.models import Team
 
-from . import accounting, catalog, sweeper
+from . import accounting, catalog, sweeper, tree
 from .errors import ChatError
 from .models import Conversation, Message
 from .tasks import generate_reply
@@ -84,6 +84,7 @@ def accept_message(
     model_slug=None,
     client_ip=None,
     team_choice=DEFAULT_TEAM,
+    branch=None,
 ) -> Accepted:
     """Store a user message and a queued reply, and enqueue the reply task on commit.
 
@@ -92,8 +93,10 @@ def accept_message(
     `model_slug` picks a model on the user's plan; None keeps the
     conversation's model. `team_choice` is the id of the team to bill, None
     to bill no team, or DEFAULT_TEAM to keep the conversation's (a new one
-    gets the user's first team). A resend with a known `client_id` returns
-    the stored messages.
+    gets the user's first team). `branch` (a `tree.Branch`) says which
+    message the question follows, or names the question a regenerate answers
+    again; None follows the newest message. A resend with a known `client_id`
+    returns the stored messages.
     """
     duplicate = _find_duplicate(user, client_id)
     if duplicate:
@@ -119,15 +122,23 @@ def accept_message(
                 conversation.chat_model = model
                 conversation.team = team
                 conversation.save(update_fields=["chat_model", "team"])
-            user_message = Message.objects.create(
-                conversation=conversation,
-                role=Message.Role.USER,
-                status=Message.Status.COMPLETE,
-                content=content,
-                client_id=client_id,
-            )
+            question, parent = tree.resolve(conversation, branch)
+            if question is None:
+                user_message = Message.objects.create(
+                    conversation=conversation,
+                    parent=parent,
+                    role=Message.Role.USER,
+                    status=Message.Status.COMPLETE,
+                    content=content,
+                    client_id=client_id,
+                )
+            else:
+                # A regenerate: the question exists, the new reply carries the client_id.
+                user_message = question
             assistant_message = Message.objects.create(
                 conversation=conversation,
+                parent=user_message,
+                client_id=client_id if question is not None else None,
                 role=Message.Role.ASSISTANT,
                 status=Message.Status.QUEUED,
                 chat_model=model,
@@ -251,6 +262,10 @@ def _find_duplicate(user, client_id) -> Accepted | None:
         return None
     if user_message.conversation.owner_id != user.pk:
         raise ChatError("invalid_input", _("This client_id is already used; send a new UUID."))
+    if user_message.role == Message.Role.ASSISTANT:
+        # A regenerate stores its client_id on the new reply.
+        reply = user_message
+        return Accepted(reply.conversation, reply.parent, reply, duplicate=True)
     assistant_message = (
         Message.objects.filter(
             conversation=user_message.conversation,

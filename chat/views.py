@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.http import Http404
 from django.shortcuts import render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts import quotas
@@ -9,7 +10,7 @@ from teams.access import teams_of
 
 from . import catalog
 from .errors import REPLY_ERRORS, REQUEST_ERRORS, ChatError
-from .models import Conversation
+from .models import Conversation, Preferences
 from .services import get_conversation_for_user, interrupt_stale_replies
 
 SIDEBAR_CONVERSATIONS = 100
@@ -39,6 +40,7 @@ def _chat_page(request, conversation):
     if conversation is not None:
         messages = [message.as_event_dict() for message in conversation.messages.all()]
     models = list(catalog.available_models(request.user))
+    preferences = Preferences.for_user(request.user)
     selected = _selected_model(request.user, conversation)
 
     page_data = {
@@ -62,6 +64,9 @@ def _chat_page(request, conversation):
         "requestErrors": {code: str(text) for code, text in REQUEST_ERRORS.items()},
         "replyErrors": {code: str(text) for code, text in REPLY_ERRORS.items()},
         "strings": _page_strings(),
+        "serverTime": timezone.now().isoformat(),
+        "reasoningPanel": preferences.effective_reasoning_panel(),
+        "sendKey": preferences.send_key,
     }
     return render(
         request,
@@ -119,6 +124,17 @@ def _page_strings():
         "retry": _("Retry"),
         "copy": _("Copy"),
         "copied": _("Copied"),
+        "copyReasoning": _("Copy reasoning"),
+        "copyAnswer": _("Copy the answer"),
+        "regenerate": _("Regenerate"),
+        "regenerateLabel": _("Write a new answer to this question"),
+        "edit": _("Edit"),
+        "editLabel": _("Edit this message and send it again"),
+        "cancel": _("Cancel"),
+        "saveAndSend": _("Save and send"),
+        "versionOf": _("%(index)s / %(count)s"),
+        "previousVersion": _("Previous version"),
+        "nextVersion": _("Next version"),
         "connecting": _("Connecting…"),
         "reconnecting": _("Connection lost. Reconnecting…"),
         "tooLong": _("The message has %(count)s characters; the limit is %(limit)s."),

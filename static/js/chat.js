@@ -1,6 +1,6 @@
 // The chat page: composer, message list and the live stream of replies.
 
-import { createStreamRenderer, installCopyHandler, setLabels } from "./markdown.js";
+import { copyText, createStreamRenderer, installCopyHandler, setLabels } from "./markdown.js";
 import { ChatSocket } from "./socket.js";
 
 const data = JSON.parse(document.getElementById("chat-data").textContent);
@@ -27,6 +27,18 @@ const quotaElement = root.querySelector("[data-quota]");
 setLabels({ copy: strings.copy, copied: strings.copied });
 installCopyHandler(list);
 
+// Milliseconds to add to this browser's clock to get the server's, so a timer that
+// counts from a server timestamp shows the same seconds whatever the local clock says.
+let clockOffset = data.serverTime ? Date.parse(data.serverTime) - Date.now() : 0;
+
+function serverNow() {
+  return Date.now() + clockOffset;
+}
+
+function serverMs(iso) {
+  return iso ? Date.parse(iso) : null;
+}
+
 function format(template, values) {
   return template.replace(/%\((\w+)\)s/g, (_, name) => String(values[name] ?? ""));
 }
@@ -36,7 +48,11 @@ const state = {
   blockedUntil: 0, // no send before this time (ms), after a quota or rate error
   conversation: data.conversation,
   messages: new Map(), // id -> view of one message
-  pending: null, // {clientId, content} until the server accepts or rejects it
+  // The conversation's tree: parent id ("root" for first messages) -> child ids, oldest
+  // first, and the child shown for each parent. The page shows one branch.
+  children: new Map(),
+  shownChild: new Map(),
+  pending: null, // {clientId, content, kind, ...} until the server accepts or rejects it
 };
 
 // ---- Rendering one message -------------------------------------------------
@@ -55,15 +71,20 @@ function createMessageView(message) {
     reasoning: message.reasoning ?? "",
     content: message.content ?? "",
     thinkingSeconds: message.thinking_seconds,
-    reasoningStartedAt: null,
+    // Server times (ms) of the first reasoning token and the first answer token.
+    reasoningStartedAt: serverMs(message.reasoning_started_at),
+    answerStartedAt: serverMs(message.answer_started_at),
     timer: null,
   };
 
+  view.parentKey = message.parent ?? "root";
   if (message.role === "user") {
     const body = document.createElement("div");
     body.className = "user-text";
     body.textContent = view.content;
     article.append(body);
+    view.body = body;
+    article.append(createActions(view));
     return view;
   }
 
@@ -73,7 +94,13 @@ function createMessageView(message) {
   const summary = document.createElement("summary");
   const reasoningBody = document.createElement("div");
   reasoningBody.className = "reasoning-body";
-  details.append(summary, reasoningBody);
+  const reasoningCopy = document.createElement("button");
+  reasoningCopy.type = "button";
+  reasoningCopy.className = "reasoning-copy";
+  reasoningCopy.dataset.copyReasoning = "";
+  reasoningCopy.textContent = strings.copyReasoning;
+  reasoningCopy.addEventListener("click", () => copyText(reasoningCopy, view.reasoning));
+  details.append(summary, reasoningBody, reasoningCopy);
 
   const answer = document.createElement("div");
   answer.className = "answer markdown";
@@ -81,7 +108,7 @@ function createMessageView(message) {
   status.className = "message-status";
   status.setAttribute("role", "status");
 
-  article.append(details, answer, status);
+  article.append(details, answer, status, createActions(view));
   Object.assign(view, {
     details,
     summary,
@@ -96,30 +123,42 @@ function createMessageView(message) {
 function paintAssistant(view) {
   const hasReasoning = view.reasoning.length > 0;
   view.details.hidden = !hasReasoning;
-  if (view.reasoningBody.textContent !== view.reasoning) {
-    view.reasoningBody.textContent = view.reasoning;
+  const shown = view.reasoningBody.textContent;
+  if (shown !== view.reasoning) {
+    // Append the new text only, so a long reasoning is not re-laid out on every delta.
+    if (shown && view.reasoning.startsWith(shown)) {
+      view.reasoningBody.append(view.reasoning.slice(shown.length));
+    } else {
+      view.reasoningBody.textContent = view.reasoning;
+    }
   }
   view.renderer.update(view.content);
   paintThinkingLabel(view);
   paintStatus(view);
 }
 
+// The panel is open while the model reasons. When the answer starts it closes, unless
+// the reader's preference (or the site default) keeps it open. A panel the reader
+// opened or closed by hand is left alone.
 function paintThinkingLabel(view) {
   const answering = view.content.length > 0 || !IN_FLIGHT.has(view.status);
   if (answering) {
     stopThinkingTimer(view);
-    if (view.details.dataset.autoCollapsed !== "1") {
-      view.details.open = false;
-      view.details.dataset.autoCollapsed = "1";
+    if (view.details.dataset.settled !== "1") {
+      view.details.open = data.reasoningPanel === "expanded";
+      view.details.dataset.settled = "1";
     }
-    const seconds = view.thinkingSeconds ?? elapsedSeconds(view);
+    const seconds = view.thinkingSeconds ?? thoughtSeconds(view);
     view.summary.textContent =
       seconds === null ? strings.reasoning : format(strings.thoughtFor, { seconds });
     return;
   }
   if (view.reasoning.length > 0) {
-    view.details.open = true;
-    view.reasoningStartedAt ??= Date.now();
+    if (view.details.dataset.opened !== "1") {
+      view.details.open = true;
+      view.details.dataset.opened = "1";
+    }
+    view.reasoningStartedAt ??= serverNow();
     startThinkingTimer(view);
     view.summary.textContent = format(strings.thinkingFor, { seconds: elapsedSeconds(view) });
   }
@@ -127,7 +166,13 @@ function paintThinkingLabel(view) {
 
 function elapsedSeconds(view) {
   if (view.reasoningStartedAt === null) return null;
-  return Math.max(0, Math.round((Date.now() - view.reasoningStartedAt) / 1000));
+  return Math.max(0, Math.round((serverNow() - view.reasoningStartedAt) / 1000));
+}
+
+function thoughtSeconds(view) {
+  if (view.reasoningStartedAt === null) return null;
+  const end = view.answerStartedAt ?? serverNow();
+  return Math.max(0, Math.round((end - view.reasoningStartedAt) / 1000));
 }
 
 function startThinkingTimer(view) {
@@ -140,7 +185,7 @@ function stopThinkingTimer(view) {
   window.clearInterval(view.timer);
   view.timer = null;
   if (view.reasoningStartedAt !== null && view.thinkingSeconds == null) {
-    view.thinkingSeconds = elapsedSeconds(view);
+    view.thinkingSeconds = thoughtSeconds(view);
   }
 }
 
@@ -219,6 +264,199 @@ function retry(view) {
   refreshControls();
 }
 
+// ---- Versions: regenerate, edit, and the "2 / 3" switcher --------------------
+
+function createActions(view) {
+  const bar = document.createElement("div");
+  bar.className = "message-actions";
+  const switcher = document.createElement("span");
+  switcher.className = "version-switcher";
+  switcher.hidden = true;
+  const previous = actionButton("‹", strings.previousVersion, () => showSibling(view, -1));
+  const next = actionButton("›", strings.nextVersion, () => showSibling(view, 1));
+  const position = document.createElement("span");
+  position.className = "version-position";
+  switcher.append(previous, position, next);
+  bar.append(switcher);
+  Object.assign(view, { actions: bar, switcher, position, previous, next });
+
+  if (view.role === "user") {
+    view.editButton = actionButton(strings.edit, strings.editLabel, () => startEdit(view));
+    bar.append(view.editButton);
+  } else {
+    view.copyButton = actionButton(strings.copy, strings.copyAnswer, () =>
+      copyText(view.copyButton, view.content),
+    );
+    view.regenerateButton = actionButton(strings.regenerate, strings.regenerateLabel, () =>
+      regenerate(view),
+    );
+    bar.append(view.copyButton, view.regenerateButton);
+  }
+  return bar;
+}
+
+function actionButton(text, label, onClick) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "action-button";
+  button.textContent = text;
+  if (label && label !== text) button.setAttribute("aria-label", label);
+  button.addEventListener("click", onClick);
+  return button;
+}
+
+function registerInTree(view) {
+  const siblings = state.children.get(view.parentKey) ?? [];
+  if (!siblings.includes(view.id)) siblings.push(view.id);
+  state.children.set(view.parentKey, siblings);
+}
+
+// The branch on screen: from the first message, the shown child of each message
+// (the newest version unless the reader picked another).
+function shownPath() {
+  const path = [];
+  let key = "root";
+  for (;;) {
+    const siblings = state.children.get(key);
+    if (!siblings?.length) return path;
+    const id = state.shownChild.get(key) ?? siblings[siblings.length - 1];
+    const view = state.messages.get(id);
+    if (!view || path.includes(view)) return path;
+    path.push(view);
+    key = id;
+  }
+}
+
+function paintBranch() {
+  const path = shownPath();
+  const shown = [...list.querySelectorAll(":scope > article.message")];
+  const same = path.length === shown.length && path.every((v, i) => v.element === shown[i]);
+  if (!same) {
+    for (const element of shown) element.remove();
+    list.append(...path.map((view) => view.element));
+  }
+  const reply = activeReply();
+  const last = path[path.length - 1];
+  for (const view of path) {
+    const siblings = state.children.get(view.parentKey) ?? [view.id];
+    const index = siblings.indexOf(view.id);
+    view.switcher.hidden = siblings.length < 2;
+    view.position.textContent = format(strings.versionOf, {
+      index: (index + 1).toLocaleString(document.documentElement.lang),
+      count: siblings.length.toLocaleString(document.documentElement.lang),
+    });
+    view.previous.disabled = index <= 0 || reply !== null;
+    view.next.disabled = index >= siblings.length - 1 || reply !== null;
+    if (view.role === "assistant") {
+      const ended = !IN_FLIGHT.has(view.status);
+      view.copyButton.hidden = !ended || !view.content;
+      view.regenerateButton.hidden = !ended || view !== last || reply !== null;
+    } else {
+      view.editButton.hidden = reply !== null || view.editing === true;
+    }
+    if (view.role === "assistant") paintRetry(view);
+  }
+}
+
+function showSibling(view, step) {
+  const siblings = state.children.get(view.parentKey) ?? [];
+  const target = siblings[siblings.indexOf(view.id) + step];
+  if (!target) return;
+  state.shownChild.set(view.parentKey, target);
+  paintBranch();
+  state.messages.get(target)?.[step < 0 ? "previous" : "next"].focus();
+}
+
+// The last message on screen: a new question follows it.
+function shownLeaf() {
+  const path = shownPath();
+  return path.length ? path[path.length - 1] : null;
+}
+
+function regenerate(view) {
+  if (state.pending !== null || activeReply() !== null) return;
+  showComposerError("");
+  state.pending = {
+    kind: "regenerate",
+    clientId: crypto.randomUUID(),
+    message: view.id,
+    model: modelSelect?.value ?? null,
+    retry: true, // the composer's text is not part of this send: keep it
+  };
+  sendPending();
+  refreshControls();
+}
+
+function startEdit(view) {
+  if (view.editing) return;
+  view.editing = true;
+  const editor = document.createElement("form");
+  editor.className = "edit-form";
+  const label = document.createElement("label");
+  label.className = "visually-hidden";
+  label.textContent = strings.editLabel;
+  const area = document.createElement("textarea");
+  area.value = view.content;
+  area.rows = Math.min(10, view.content.split("\n").length + 1);
+  label.htmlFor = area.id = `edit-${view.id}`;
+  const error = document.createElement("div");
+  error.className = "composer-error";
+  error.setAttribute("role", "alert");
+  error.hidden = true;
+  const buttons = document.createElement("div");
+  buttons.className = "edit-buttons";
+  const cancel = document.createElement("button");
+  cancel.type = "button";
+  cancel.className = "button";
+  cancel.textContent = strings.cancel;
+  const save = document.createElement("button");
+  save.type = "submit";
+  save.className = "button primary";
+  save.textContent = strings.saveAndSend;
+  buttons.append(cancel, save);
+  editor.append(label, area, error, buttons);
+  view.body.hidden = true;
+  view.element.insertBefore(editor, view.actions);
+  view.editor = { form: editor, area, error };
+  paintBranch();
+  area.focus();
+
+  const close = () => {
+    editor.remove();
+    view.body.hidden = false;
+    view.editing = false;
+    view.editor = null;
+    paintBranch();
+    view.editButton.focus();
+  };
+  cancel.addEventListener("click", close);
+  area.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") close();
+  });
+  editor.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const content = area.value;
+    if (!content.trim() || state.pending !== null || activeReply() !== null) return;
+    if (content.length > inputLimit()) {
+      error.textContent = format(strings.tooLong, { count: content.length, limit: inputLimit() });
+      error.hidden = false;
+      return;
+    }
+    state.pending = {
+      kind: "edit",
+      clientId: crypto.randomUUID(),
+      message: view.id,
+      content,
+      model: modelSelect?.value ?? null,
+      retry: true,
+      view,
+      close,
+    };
+    sendPending();
+    refreshControls();
+  });
+}
+
 function addMessage(message) {
   if (state.messages.has(message.id)) return state.messages.get(message.id);
   const view = createMessageView(message);
@@ -226,7 +464,8 @@ function addMessage(message) {
   state.messages.set(message.id, view);
   list.querySelector("[data-welcome]")?.remove();
   for (const button of list.querySelectorAll("[data-retry]")) button.hidden = true;
-  list.append(view.element);
+  registerInTree(view);
+  paintBranch();
   if (view.role === "assistant") {
     if (view.status !== "streaming" && view.status !== "queued") {
       view.renderer.update(view.content);
@@ -322,6 +561,7 @@ function refreshControls() {
   const limit = inputLimit();
   charCount.textContent = length > limit * 0.8 ? `${length} / ${limit}` : "";
   charCount.classList.toggle("over", length > limit);
+  paintBranch();
 }
 
 function showComposerError(text) {
@@ -361,12 +601,25 @@ function submit() {
 
 function sendPending() {
   if (state.pending === null) return;
+  const { kind, clientId, message, content, model } = state.pending;
+  if (kind === "regenerate") {
+    socket.send({ type: "message.regenerate", message, client_id: clientId, model });
+    return;
+  }
+  if (kind === "edit") {
+    socket.send({ type: "message.edit", message, content, client_id: clientId, model });
+    return;
+  }
+  // The question follows the last message on screen, so the history sent upstream
+  // is the branch the reader sees. It is fixed at the first try, for resends.
+  state.pending.parent ??= shownLeaf()?.role === "assistant" ? shownLeaf().id : null;
   socket.send({
     type: "message.send",
     conversation: state.conversation,
-    content: state.pending.content,
-    client_id: state.pending.clientId,
-    model: state.pending.model,
+    content,
+    client_id: clientId,
+    model,
+    ...(state.conversation && state.pending.parent ? { parent: state.pending.parent } : {}),
     ...(teamSelect ? { team: Number(teamSelect.value) } : {}),
   });
 }
@@ -411,6 +664,7 @@ stopButton.addEventListener("click", () => {
 function onAccepted(frame) {
   if (state.pending?.clientId === frame.client_id) {
     const retried = state.pending.retry;
+    state.pending.close?.();
     state.pending = null;
     if (!retried) {
       input.value = "";
@@ -424,8 +678,12 @@ function onAccepted(frame) {
     document.title = `${frame.title || strings.untitled} · chatsite`;
     addToSidebar(frame.conversation, frame.title);
   }
-  addMessage(frame.user_message);
-  addMessage(frame.assistant_message);
+  // A new version is shown at once, whichever version was on screen before.
+  for (const message of [frame.user_message, frame.assistant_message]) {
+    state.shownChild.set(message.parent ?? "root", message.id);
+    addMessage(message);
+  }
+  paintBranch();
   updateQuota(frame.quota);
   // Sending always brings the new exchange into view.
   keepScrolled(true);
@@ -466,8 +724,9 @@ function onDelta(frame, kind) {
   if (view.status === "queued") view.status = "streaming";
   if (kind === "reasoning") {
     view.reasoning += frame.text;
-    view.reasoningStartedAt ??= Date.now();
+    view.reasoningStartedAt ??= serverNow();
   } else {
+    if (!view.content) view.answerStartedAt ??= serverNow();
     view.content += frame.text;
   }
   paintAssistant(view);
@@ -486,6 +745,9 @@ function onSnapshot(frame) {
   view.status = frame.status;
   if (frame.error !== undefined) view.error = frame.error;
   if (frame.thinking_seconds !== undefined) view.thinkingSeconds = frame.thinking_seconds;
+  if (frame.server_time) clockOffset = Date.parse(frame.server_time) - Date.now();
+  if (frame.reasoning_started_at) view.reasoningStartedAt = serverMs(frame.reasoning_started_at);
+  if (frame.answer_started_at) view.answerStartedAt = serverMs(frame.answer_started_at);
   if (!IN_FLIGHT.has(view.status)) view.renderer.finish();
   paintAssistant(view);
   keepScrolled(wasNearBottom);
@@ -524,9 +786,14 @@ function onDone(frame) {
 
 function onError(frame) {
   if (frame.client_id && state.pending?.clientId === frame.client_id) {
-    // The message was not accepted: its text is still in the composer.
+    // The message was not accepted: its text is still in the composer (or the editor).
+    const editor = state.pending.view?.editor;
     state.pending = null;
     showComposerError(frame.detail || data.requestErrors[frame.code] || frame.code);
+    if (editor) {
+      editor.error.textContent = composerError.textContent;
+      editor.error.hidden = false;
+    }
     if (frame.code === "quota_exceeded") {
       const quota = selectedQuota();
       if (quota) {

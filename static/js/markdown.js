@@ -111,27 +111,28 @@ const SANITIZE_CONFIG = {
   ADD_URI_SAFE_ATTR: ["data-copy", "start", "type", ...MATH_ATTRIBUTES],
 };
 
-// Math attributes are kept only inside KaTeX's output, and a style attribute (blocked by
-// the page's CSP anyway) is turned into a checked data-math-style inside it and dropped
-// everywhere else.
+// Math attributes are kept only inside KaTeX's output. Style attributes are dropped
+// everywhere (the page's CSP would block them anyway), and data-math-style keeps only
+// checked declarations.
 const MATH_ONLY_ATTRIBUTES = MATH_ATTRIBUTES.filter((name) => name !== "xmlns");
 purifier.addHook("beforeSanitizeAttributes", (node) => {
   if (node.nodeType !== 1) {
     return;
   }
+  node.removeAttribute("style");
   const inMath = node.closest?.(".math") != null;
-  if (node.hasAttribute("style")) {
-    const style = inMath ? checkedMathStyle(node.getAttribute("style")) : "";
-    node.removeAttribute("style");
-    if (style) {
-      node.setAttribute("data-math-style", style);
-    }
-  } else if (!inMath) {
-    node.removeAttribute("data-math-style");
-  }
   if (!inMath) {
     for (const name of MATH_ONLY_ATTRIBUTES) {
       node.removeAttribute(name);
+    }
+    return;
+  }
+  if (node.hasAttribute("data-math-style")) {
+    const style = checkedMathStyle(node.getAttribute("data-math-style"));
+    if (style) {
+      node.setAttribute("data-math-style", style);
+    } else {
+      node.removeAttribute("data-math-style");
     }
   }
 });
@@ -363,16 +364,34 @@ function selectContents(node) {
 }
 
 const copyResetTimers = new WeakMap();
+const restingLabels = new WeakMap();
 
 function showCopied(button) {
+  if (!restingLabels.has(button)) {
+    restingLabels.set(button, button.textContent);
+  }
   button.textContent = labels.copied;
   clearTimeout(copyResetTimers.get(button));
   copyResetTimers.set(
     button,
     setTimeout(() => {
-      button.textContent = labels.copy;
+      button.textContent = restingLabels.get(button);
     }, COPIED_LABEL_MS),
   );
+}
+
+/**
+ * Copy `text` to the clipboard and show the "copied" label on `button` for a moment.
+ * Returns whether the clipboard took the text.
+ */
+export async function copyText(button, text) {
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    return false;
+  }
+  showCopied(button);
+  return true;
 }
 
 async function copyCode(button) {

@@ -6,9 +6,10 @@
 // backslash before any math renderer saw it.
 //
 // KaTeX writes its layout into style attributes, which the page's Content-Security-Policy
-// (style-src 'self', no 'unsafe-inline') would block. The sanitizer therefore moves each
-// checked declaration into a data-math-style attribute (see checkedMathStyle), and
-// applyMathStyles() sets it through the CSSOM, which the policy allows.
+// (style-src 'self', no 'unsafe-inline') would block. mathHtml() renames them to
+// data-math-style, the sanitizer keeps only checked declarations inside math (see
+// checkedMathStyle), and applyMathStyles() sets them through the CSSOM, which the policy
+// allows.
 import { katex } from "../vendor/chat-vendor.js";
 
 const KATEX_OPTIONS = {
@@ -32,7 +33,11 @@ function escapeAttribute(text) {
 
 /** Typeset `tex` to an HTML string; the TeX source becomes the accessible name. */
 export function mathHtml(tex, display) {
-  const html = katex.renderToString(tex, { ...KATEX_OPTIONS, displayMode: display });
+  // KaTeX escapes quotes in text, so ' style="' only occurs as its own attribute. Renaming
+  // it before any parse keeps the browser from ever seeing (and reporting) inline styles.
+  const html = katex
+    .renderToString(tex, { ...KATEX_OPTIONS, displayMode: display })
+    .replaceAll(' style="', ' data-math-style="');
   const label = escapeAttribute(tex.trim());
   if (display) {
     return `<div class="math math-display" role="img" aria-label="${label}">${html}</div>\n`;

@@ -151,13 +151,18 @@ def test_math_fonts_served_locally(page):
           output.replaceChildren(window.markdown.renderMarkdownFragment("$x + \\\\mathbb{R}$"));
         }"""
     )
-    page.wait_for_function("document.fonts.status === 'loaded'")
-    loaded = page.evaluate(
-        """() => [...document.fonts].filter((f) => f.status === "loaded").map((f) => f.family)"""
+    # Fonts load after layout; wait until both families have come from the local server.
+    page.wait_for_function(
+        """() => ["KaTeX_Main", "KaTeX_AMS"].every((name) =>
+             [...document.fonts].some((f) => f.family.includes(name) && f.status === "loaded"))"""
+    )
+    sources = page.evaluate(
+        """() => performance.getEntriesByType("resource")
+             .map((entry) => entry.name).filter((name) => name.endsWith(".woff2"))"""
     )
 
-    assert any("KaTeX_Main" in family for family in loaded)
-    assert any("KaTeX_AMS" in family for family in loaded)
+    assert sources
+    assert all(source.startswith(page.url.split("/tests/")[0]) for source in sources)
 
 
 MATH_XSS = {
@@ -202,12 +207,18 @@ FORGED = {
     ),
     "style_outside_math": ('<p style="color:red">x</p>', "<p>x</p>"),
     "role_outside_math": ('<p role="img" aria-label="x" width="5">x</p>', "<p>x</p>"),
+    "style_in_math": (
+        '<span class="math"><span style="height:1em">x</span></span>',
+        '<span class="math"><span>x</span></span>',
+    ),
     "url_in_math_style": (
-        '<span class="math"><span style="background-image:url(https://e.example/x)">x</span></span>',
+        '<span class="math"><span data-math-style="background-image:url(https://e.example/x)">'
+        "x</span></span>",
         '<span class="math"><span>x</span></span>',
     ),
     "expression_in_math_style": (
-        '<span class="math"><span style="width:expression(alert(1));height:1em">x</span></span>',
+        '<span class="math"><span data-math-style="width:expression(alert(1));height:1em">'
+        "x</span></span>",
         '<span class="math"><span data-math-style="height:1em">x</span></span>',
     ),
 }
