@@ -34,6 +34,18 @@ if not DEBUG and (len(SECRET_KEY) < 50 or SECRET_KEY.startswith("django-insecure
     raise ImproperlyConfigured(
         "SECRET_KEY is too weak for DEBUG=false: use at least 50 random characters."
     )
+# HTTPS=true is production: debug pages there would show settings and code
+# to anyone, and a key from a template or a test would let anyone forge sessions.
+if HTTPS and DEBUG:
+    raise ImproperlyConfigured(
+        "DEBUG=true is not allowed with HTTPS=true (production). Unset DEBUG or set DEBUG=false."
+    )
+PLACEHOLDER_KEY_PREFIXES = ("django-insecure-", "test-only-key-", "collectstatic-only-", "change")
+if HTTPS and (len(set(SECRET_KEY)) < 5 or SECRET_KEY.lower().startswith(PLACEHOLDER_KEY_PREFIXES)):
+    raise ImproperlyConfigured(
+        "SECRET_KEY looks like a placeholder or a test key, which is not allowed with "
+        "HTTPS=true. Make one with: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", [])
