@@ -4,6 +4,8 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from dashboard.metrics import metrics
+
 
 def favicon(request):
     # Browsers ask for /favicon.ico on pages without an icon link, such as the admin.
@@ -19,4 +21,6 @@ urlpatterns = [
     path("teams/", include("teams.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    path("dashboard/", include("dashboard.urls")),
+    path("metrics", metrics, name="metrics"),
 ]
