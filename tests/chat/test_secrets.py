@@ -4,16 +4,19 @@ import asyncio
 import json
 import logging
 import os
+import re
 import sys
 
 import httpx
 import pytest
 from django.urls import reverse
+from websockets.sync.client import connect as ws_connect
 
 from chat import catalog
 from chat.models import ChatModel, Endpoint, Message
 from tests.chat.websocket import connect, is_done, receive, receive_until, send_frame
-from tests.stack import ManagedProcess, free_port
+from tests.private_servers import PrivateRedis, start_web, start_worker
+from tests.stack import ARTIFACTS, ManagedProcess, free_port
 
 KEY_VARIABLE = "CHATSITE_TEST_SECRET_API_KEY"
 SECRET = "sk-SECRET-do-not-leak-5678"
@@ -215,3 +218,110 @@ async def test_reopened_reply_not_leaking(live_stack, owner_cookie, rejecting_si
     assert json.loads(snapshot)["type"] == "snapshot"
     assert json.loads(snapshot)["error"]["code"] == "auth_failed"
     assert_no_secret(snapshot)
+
+
+# A whole run with its own processes and every log captured
+
+
+def csrf_of(response) -> str:
+    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', response.text)
+    assert match, response.text[:500]
+    return match.group(1)
+
+
+def post_form(http, path, data):
+    page = http.get(path)
+    token = csrf_of(page)
+    response = http.post(
+        path,
+        data={**data, "csrfmiddlewaretoken": token},
+        headers={"Referer": f"{http.base_url}{path}"},
+    )
+    return token, response
+
+
+@pytest.fixture
+def logged_stack(stack_env, simulator):
+    """Web and worker on a private Redis, logging at DEBUG; yields the web process."""
+    redis_server = PrivateRedis("redis-secrets")
+    env = {**stack_env, "REDIS_URL": redis_server.url, "LOG_LEVEL": "DEBUG"}
+    worker = start_worker("secrets-worker", env)
+    web = start_web("secrets-web", env)
+    web.worker = worker
+    yield web
+    web.stop()
+    worker.stop()
+    redis_server.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.e2e
+def test_full_run_logs_no_secrets(logged_stack, simulator, caplog):
+    caplog.set_level(logging.DEBUG)
+    # The test's own websocket client logs its request headers, cookie included, at DEBUG.
+    caplog.set_level(logging.INFO, logger="websockets")
+    make_secret_model(simulator)
+    old_password = "first-Passphrase-for-logs-4711"
+    new_password = "second-Passphrase-for-logs-0815"
+    secrets_seen = {SECRET, SECRET_BODY, old_password, new_password}
+    web = logged_stack
+
+    with httpx.Client(base_url=web.base_url, timeout=30) as http:
+        token, response = post_form(
+            http,
+            "/accounts/sign-up/",
+            {"email": "logs@example.com", "password1": old_password, "password2": old_password},
+        )
+        assert response.status_code == 302, response.text[:500]
+        secrets_seen |= {token, http.cookies["csrftoken"], http.cookies["sessionid"]}
+
+        # Chat with the keyed model over a real websocket.
+        url = web.base_url.replace("http://", "ws://") + "/ws/chat/"
+        cookie = f"sessionid={http.cookies['sessionid']}"
+        with ws_connect(
+            url, additional_headers={"Cookie": cookie, "Origin": web.base_url}
+        ) as socket:
+            frame = send_frame("[sim rate=0]\nTell me a secret.")
+            frame["model"] = "secret-model"
+            socket.send(json.dumps(frame))
+            while (event := json.loads(socket.recv(timeout=30)))["type"] != "message.done":
+                pass
+        assert event["status"] == "complete", event
+
+        token, response = post_form(
+            http,
+            "/accounts/password/",
+            {
+                "old_password": old_password,
+                "new_password1": new_password,
+                "new_password2": new_password,
+            },
+        )
+        assert response.status_code == 302, response.text[:500]
+        secrets_seen |= {token, http.cookies["sessionid"]}
+
+        http.post(
+            "/accounts/sign-out/",
+            data={"csrfmiddlewaretoken": http.cookies["csrftoken"]},
+            headers={"Referer": f"{web.base_url}/chat/"},
+        )
+        token, response = post_form(
+            http, "/accounts/sign-in/", {"username": "logs@example.com", "password": new_password}
+        )
+        assert response.status_code == 302, response.text[:500]
+        secrets_seen |= {token, http.cookies["csrftoken"], http.cookies["sessionid"]}
+
+    web.stop()
+    web.worker.stop()
+    logs = {
+        "web": web.log(),
+        "worker": web.worker.log(),
+        "simulator": (ARTIFACTS / "simulator.log").read_text(errors="replace"),
+        "pytest": caplog.text,
+    }
+    # The logs are not empty: the run really went through these processes.
+    assert "Accepted message" in logs["web"]
+    assert "ended complete" in logs["worker"]
+    for name, text in logs.items():
+        for secret in secrets_seen:
+            assert secret not in text, f"{name} log contains {secret[:6]}…"
