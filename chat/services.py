@@ -44,7 +44,7 @@ class Accepted:
 def get_conversation_for_user(user, conversation_id) -> Conversation:
     """Return the user's conversation; anyone else gets `not_found`, learning nothing."""
     try:
-        return Conversation.objects.get(pk=conversation_id, owner=user)
+        return Conversation.objects.get(pk=conversation_id, owner=user, deleted_at__isnull=True)
     except (Conversation.DoesNotExist, ValueError):
         raise ChatError("not_found") from None
 
@@ -285,7 +285,9 @@ def _conversation_for_send(user, conversation_id, new_conversation_id, content) 
         )
 
     try:
-        conversation = Conversation.objects.select_for_update().get(pk=conversation_id, owner=user)
+        conversation = Conversation.objects.select_for_update().get(
+            pk=conversation_id, owner=user, deleted_at__isnull=True
+        )
     except (Conversation.DoesNotExist, ValueError):
         raise ChatError("not_found") from None
     interrupt_stale_replies(conversation)

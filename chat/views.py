@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.http import Http404
+from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -8,7 +9,7 @@ from accounts import quotas
 from accounts.guests import login_or_guest
 from teams.access import teams_of
 
-from . import catalog
+from . import catalog, conversation_api
 from .errors import REPLY_ERRORS, REQUEST_ERRORS, ChatError
 from .models import Conversation, Preferences
 from .services import get_conversation_for_user, interrupt_stale_replies
@@ -33,7 +34,7 @@ def conversation(request, conversation_id):
 
 
 def _chat_page(request, conversation):
-    conversations = Conversation.objects.filter(owner=request.user).only(
+    conversations = Conversation.objects.filter(owner=request.user, deleted_at__isnull=True).only(
         "id", "title", "updated_at"
     )[:SIDEBAR_CONVERSATIONS]
     messages = []
@@ -65,6 +66,8 @@ def _chat_page(request, conversation):
         "replyErrors": {code: str(text) for code, text in REPLY_ERRORS.items()},
         "strings": _page_strings(),
         "serverTime": timezone.now().isoformat(),
+        "sidebar": conversation_api.list_page(request.user),
+        "csrfToken": get_token(request),
         "reasoningPanel": preferences.effective_reasoning_panel(),
         "sendKey": preferences.send_key,
     }
@@ -125,6 +128,23 @@ def _page_strings():
         "copy": _("Copy"),
         "copied": _("Copied"),
         "copyReasoning": _("Copy reasoning"),
+        "groupPinned": _("Pinned"),
+        "groupToday": _("Today"),
+        "groupYesterday": _("Yesterday"),
+        "groupWeek": _("Previous 7 days"),
+        "groupOlder": _("Older"),
+        "searchResults": _("Search results"),
+        "noMatches": _("No conversation matches “%(query)s”."),
+        "moreActions": _("More actions for “%(title)s”"),
+        "rename": _("Rename"),
+        "renameLabel": _("New name for the conversation"),
+        "pin": _("Pin"),
+        "unpin": _("Unpin"),
+        "delete": _("Delete"),
+        "deleted": _("“%(title)s” deleted."),
+        "undo": _("Undo"),
+        "actionFailed": _("That did not work: %(error)s Try again."),
+        "loadingMore": _("Loading more…"),
         "copyAnswer": _("Copy the answer"),
         "regenerate": _("Regenerate"),
         "regenerateLabel": _("Write a new answer to this question"),

@@ -690,19 +690,13 @@ function onAccepted(frame) {
   refreshControls();
 }
 
+// The conversation list (sidebar.js) adds the new conversation under "Today".
 function addToSidebar(id, title) {
-  conversationList.querySelector("[data-empty-list]")?.remove();
-  for (const link of conversationList.querySelectorAll("[aria-current]")) {
-    link.removeAttribute("aria-current");
-  }
-  const item = document.createElement("li");
-  const link = document.createElement("a");
-  link.href = `/chat/${id}/`;
-  link.dataset.conversationId = id;
-  link.setAttribute("aria-current", "page");
-  link.textContent = title || strings.untitled;
-  item.append(link);
-  conversationList.prepend(item);
+  document.dispatchEvent(
+    new CustomEvent("chat:conversation-created", {
+      detail: { id, title, updated_at: new Date(serverNow()).toISOString(), pinned: false },
+    }),
+  );
 }
 
 function requestSnapshot(messageId) {
