@@ -1,7 +1,16 @@
 from django.contrib import admin
 from django.db import models
 
-from .models import ChatModel, Conversation, Endpoint, Message, ModelPrice, UsageRecord
+from .models import (
+    ChatModel,
+    Conversation,
+    Endpoint,
+    Message,
+    ModelPrice,
+    Preferences,
+    SiteSettings,
+    UsageRecord,
+)
 
 
 class MessageInline(admin.TabularInline):
@@ -88,3 +97,22 @@ class UsageRecordAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         # The ledger records what happened, so it is read-only.
         return False
+
+
+@admin.register(SiteSettings)
+class SiteSettingsAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "reasoning_panel")
+
+    def has_add_permission(self, request):
+        # One row (pk=1), made on first use by SiteSettings.current().
+        return not SiteSettings.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Preferences)
+class PreferencesAdmin(admin.ModelAdmin):
+    list_display = ("user", "language", "theme", "reasoning_panel", "send_key")
+    search_fields = ("user__email",)
+    raw_id_fields = ("user",)

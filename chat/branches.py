@@ -1,7 +1,7 @@
 """Versions of messages: regenerate a reply, edit and resend a question.
 
-A conversation is a tree. Every message has the message it follows as its
-parent; a regenerated reply is a second child of the same question, and an
+A conversation is a tree: every message has the message it follows as its
+parent. A regenerated reply is a second child of the same question. An
 edited question is a second child of the message the original followed. The
 page shows one branch, and each send names the last message on it, so the
 history sent upstream is the branch on screen.

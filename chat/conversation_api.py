@@ -1,7 +1,7 @@
 """JSON endpoints for the conversation list: pages, search, rename, pin, delete, restore.
 
-Every endpoint acts on the signed-in user's own conversations only; another
-user's conversation answers 404, like one that does not exist. Writes are
+Every endpoint acts on the signed-in user's own conversations only. Another
+user's conversation gets a 404 response, like one that does not exist. Writes are
 POST requests with Django's CSRF token in the X-CSRFToken header.
 """
 

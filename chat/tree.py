@@ -1,4 +1,4 @@
-"""Where a send attaches in a conversation's tree of messages (see chat.branches)."""
+"""The attachment point of a send in a conversation's tree of messages (see chat.branches)."""
 
 from dataclasses import dataclass
 
@@ -10,7 +10,7 @@ from .models import Message
 
 @dataclass(frozen=True, slots=True)
 class Branch:
-    """Where a send attaches in the conversation's tree.
+    """The attachment point of a send in the conversation's tree.
 
     `parent_id` is the message the new question follows (None: a new first
     message). `question_id`, for a regenerate, is the existing question that

@@ -1,5 +1,5 @@
 // Renders a conversation shared with a team, read only, with the chat's sanitised Markdown.
-import { installCopyHandler, renderMarkdown } from "./markdown.js";
+import { installCopyHandler, renderMarkdownFragment } from "./markdown.js";
 
 const root = document.querySelector("[data-shared-messages]");
 const messages = JSON.parse(document.getElementById("shared-messages-data").textContent);
@@ -14,7 +14,7 @@ for (const message of messages) {
     summary.textContent = root.dataset.reasoningLabel;
     const body = document.createElement("div");
     body.className = "markdown";
-    body.innerHTML = renderMarkdown(message.reasoning);
+    body.replaceChildren(renderMarkdownFragment(message.reasoning));
     details.append(summary, body);
     article.append(details);
   }
@@ -25,7 +25,7 @@ for (const message of messages) {
     content.textContent = message.content;
     content.classList.add("plain");
   } else {
-    content.innerHTML = renderMarkdown(message.content);
+    content.replaceChildren(renderMarkdownFragment(message.content));
   }
   article.append(content);
   root.append(article);
