@@ -94,7 +94,8 @@ def test_team_flow(browser, web_server):
     shared = owner.locator("[data-team-shared] a")
     expect(shared).to_have_count(1)
     shared.click()
-    expect(owner.locator(".shared-messages .message.assistant")).to_have_count(1)
+    # The page script renders the messages once the Markdown bundle has loaded.
+    expect(owner.locator(".shared-messages .message.assistant")).to_have_count(1, timeout=20_000)
     expect(owner.locator(".shared-messages .message.user")).to_contain_text("Plan the quarter")
     screenshot(owner, "teams-shared-conversation-en")
 
@@ -114,6 +115,20 @@ def test_team_flow(browser, web_server):
     expect(error).to_contain_text("monthly budget")
     expect(member.locator("[data-composer-input]")).to_have_value("One more question")
     screenshot(member, "teams-budget-refused-en")
+
+    # The owner opens the team's usage: one reply and one refused send, both the member's.
+    owner.goto(f"/teams/{team.pk}/")
+    owner.click("[data-team-usage]")
+    expect(owner.locator("[data-total=messages]")).to_have_text("1")
+    expect(owner.locator("[data-total=blocks]")).to_have_text("1")
+    expect(owner.locator("[data-total=completion]")).to_have_text(f"{record.completion_tokens:,}")
+    screenshot(owner, "teams-usage-en")
+    owner.goto("/dashboard/users/")
+    expect(owner.locator("[data-user-row]")).to_have_count(1)
+    expect(owner.locator("[data-user-row]")).to_contain_text("analyst@example.com")
+    csv = owner.request.get(owner.locator("[data-users-csv]").get_attribute("href"))
+    assert csv.ok
+    assert "analyst@example.com" in csv.text()
 
     # Leaving keeps the member's conversation and ends access to the shared list.
     member.goto(f"/teams/{team.pk}/")
