@@ -135,7 +135,7 @@ def test_math_every_delimiter_under_csp(browser, web_server, scheme, locale, vie
     )
     assert heights
     assert all(heights)
-    page.wait_for_function("document.fonts.status === 'loaded'")
+    page.wait_for_function("() => document.fonts.status === 'loaded'")
     assert page.evaluate("window.__cspViolations") == []
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0
@@ -276,4 +276,63 @@ def test_reasoning_expanded_preference_and_copy(browser, web_server):
     expect(reply.get_by_role("button", name="Copied")).to_be_visible()
     stored = Message.objects.get(role="assistant", conversation__owner__email="opener@example.com")
     assert page.evaluate("navigator.clipboard.readText()") == stored.reasoning
+    assert page.js_errors == []
+
+
+SCREEN_ANSWER = (
+    MATH_ANSWER
+    + """
+```python
+def area(radius):
+    return 3.14159 * radius ** 2  # a long comment that makes this line wider than a phone
+```
+
+| n | n² |
+|---|----|
+| 2 | 4 |
+"""
+)
+
+
+@pytest.mark.parametrize("viewport_name", ["desktop", "phone"])
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("locale", ["en-US", "zh-CN"])
+def test_chat_screens_matrix(browser, web_server, viewport_name, scheme, locale):
+    name = f"chat-{viewport_name}-{locale[:2]}-{scheme}"
+    viewport = DESKTOP if viewport_name == "desktop" else PHONE
+    page = watched_page(browser, web_server, locale=locale, viewport=viewport)
+    page.emulate_media(color_scheme=scheme)
+    sign_up(page, f"{name}@example.com")
+    owner = user_of(f"{name}@example.com")
+    conversation = store_exchange(owner, "Area of a circle?", SCREEN_ANSWER, title="Circles")
+    question = conversation.messages.get(role="user")
+    Message.objects.create(
+        conversation=conversation,
+        parent=question,
+        role="assistant",
+        status="complete",
+        content="A second version: $A = \\pi r^2$.",
+        reasoning="Shorter.",
+    )
+
+    page.goto(f"/chat/{conversation.id}/")
+    reply = last_reply(page)
+    expect(reply.locator(".version-position")).to_have_text("2 / 2")
+    reply.locator(".version-switcher button").first.click()
+    expect(last_reply(page).locator(".math")).to_have_count(5)
+    last_reply(page).locator("summary").click()
+
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0
+    assert page.evaluate("window.__cspViolations") == []
+    screenshot(page, name)
+    if viewport_name == "phone":
+        page.click("[data-sidebar-open]")
+        expect(page.locator("#sidebar")).to_have_class(re.compile(r"open"))
+        # The drawer slides in; wait until it rests at the left edge.
+        page.wait_for_function(
+            "() => document.getElementById('sidebar').getBoundingClientRect().left >= 0"
+        )
+        page.wait_for_timeout(100)
+        screenshot(page, f"{name}-drawer")
     assert page.js_errors == []
