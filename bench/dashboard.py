@@ -84,6 +84,7 @@ def seed(args):
 
     from accounts.models import Plan, User
     from chat.models import ChatModel, Conversation, Endpoint, Message, ModelPrice
+    from dashboard import rollups
     from teams.models import Membership, Team
 
     rng = random.Random(1)
@@ -157,6 +158,10 @@ def seed(args):
         "outcome, counted, prompt_cache_hit_tokens, prompt_cache_miss_tokens, completion_tokens, "
         "reasoning_tokens, cost_usd, time_to_first_token_ms, duration_ms, error_code, created_at"
     )
+    # The rollup trigger is off while COPY loads a million rows, and the rollups are built
+    # once afterwards; row by row the trigger would add minutes to the seeding.
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE chat_usagerecord DISABLE TRIGGER dashboard_rollup")
     # One transaction: the ledger's message keys are checked at commit, after the messages.
     with transaction.atomic(), connection.cursor() as cursor:
         with cursor.copy(f"COPY chat_usagerecord ({columns}) FROM STDIN") as copy:
@@ -188,9 +193,9 @@ def seed(args):
                 if error:
                     message_id = uuid.uuid4()
                     failed_messages.append((message_id, conversation_of[user_id], error, created))
-                plan = (
-                    "guest" if user_id in guest_ids else ("team" if user_id in team_of else "free")
-                )
+                plan = "team" if user_id in team_of else "free"
+                if user_id in guest_ids:
+                    plan = "guest"
                 copy.write_row(
                     (
                         message_id,
@@ -251,8 +256,57 @@ def seed(args):
                         now - timedelta(seconds=rng.random() * span),
                     )
                 )
+        cursor.execute("ALTER TABLE chat_usagerecord ENABLE TRIGGER dashboard_rollup")
+    rebuild_started = time.perf_counter()
+    rollups.rebuild()
+    print(f"rollups rebuilt in {time.perf_counter() - rebuild_started:.1f} s", flush=True)
+    with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
     print(f"seeded in {time.perf_counter() - started:.1f} s", flush=True)
+
+
+def trigger_cost(inserts=2000):
+    """Return the mean milliseconds of one ledger insert, with and without the rollup trigger.
+
+    Each insert is its own transaction, as when a reply ends. The rows are
+    deleted again afterwards (through the trigger, so the rollups stay exact).
+    """
+    from django.db import connection
+
+    from chat.models import ChatModel, UsageRecord
+
+    model = ChatModel.objects.get(slug="flash")
+    user_id = UsageRecord.objects.values_list("user_id", flat=True).first()
+    result = {}
+    for state in ("DISABLE", "ENABLE"):
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE chat_usagerecord {state} TRIGGER dashboard_rollup")
+        started = time.perf_counter()
+        created = [
+            UsageRecord.objects.create(
+                user_id=user_id,
+                plan="free",
+                chat_model=model,
+                model_id=model.model_id,
+                model_class=model.model_class,
+                outcome="complete",
+                counted=True,
+                prompt_cache_miss_tokens=100,
+                completion_tokens=200,
+                cost_usd=Decimal("0.0003"),
+                time_to_first_token_ms=900,
+                duration_ms=5000,
+            ).pk
+            for _index in range(inserts)
+        ]
+        result[state] = (time.perf_counter() - started) * 1000 / inserts
+        if state == "DISABLE":
+            # Rows inserted without the trigger are not in the rollups; delete them the same way.
+            UsageRecord.objects.filter(pk__in=created).delete()
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE chat_usagerecord ENABLE TRIGGER dashboard_rollup")
+    UsageRecord.objects.filter(pk__in=created).delete()
+    return result["DISABLE"], result["ENABLE"]
 
 
 def pages(some_user):
@@ -316,7 +370,7 @@ def time_pages(args):
 def measure(client, url, params, runs):
     response = client.get(url, params)  # warm-up: connections, templates, caches
     if response.status_code != 200:
-        raise SystemExit(f"{url} {params} answered {response.status_code}")
+        raise SystemExit(f"{url} {params} returned status {response.status_code}")
     timings = []
     for _run in range(runs):
         started = time.perf_counter()
@@ -350,6 +404,11 @@ def main():
         print("| --- | --- | --- | --- |")
         for name, (p50, p95, worst) in time_pages(args):
             print(f"| {name} | {p50:.0f} | {p95:.0f} | {worst:.0f} |", flush=True)
+        without, with_trigger = trigger_cost()
+        print(
+            f"\nOne ledger insert: {without:.2f} ms without the rollup trigger, "
+            f"{with_trigger:.2f} ms with it (mean of 2000, one transaction each)"
+        )
     finally:
         if not args.keep:
             drop_database(args)

@@ -5,7 +5,7 @@ for a million rows on the benchmark machine). The same value comes from
 ranks instead: PostgreSQL's percentile_cont(f) over N values interpolates
 between the values of rank floor(f * (N - 1)) and ceil(f * (N - 1)),
 counting from 0. The rollup's counts per latency bucket tell which bucket
-holds a rank, and the ledger index (chat_model, time_to_first_token_ms)
+contains a rank, and the ledger index (chat_model, time_to_first_token_ms)
 returns that bucket's rows in order, so only one bucket's rows are read.
 """
 

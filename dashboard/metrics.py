@@ -1,8 +1,8 @@
 """The Prometheus endpoint /metrics: ledger totals read from the database at scrape time.
 
 Counters are sums over the whole usage ledger, which only grows, so they
-only go up as Prometheus expects. Every process answers the same figures,
-because none of them is kept in process memory. Histogram buckets are
+only go up as Prometheus expects. Every web process returns the same figures,
+because none is kept in process memory. Histogram buckets are
 counted in SQL.
 """
 

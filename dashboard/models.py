@@ -136,3 +136,31 @@ class LatencyDaily(models.Model):
 
     def __str__(self):
         return f"{self.measure} {self.day} {self.model_id} bucket {self.bucket}: {self.reply_count}"
+
+
+class UserDaily(models.Model):
+    """Replies, tokens and cost per user and quota day, kept exact by the same trigger.
+
+    Ledger rows without a user (a deleted account) are not counted here.
+    `last_reply_at` is the newest reply of the row's key; when a ledger row is
+    deleted or changed, the trigger reads the newest remaining one again.
+    """
+
+    day = models.DateField()
+    user_id = models.BigIntegerField()
+    team_key = models.BigIntegerField()
+    plan = models.CharField(max_length=50)
+    reply_count = models.BigIntegerField(default=0)
+    tokens = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=24, decimal_places=8, default=0)
+    last_reply_at = models.DateTimeField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "user_id", "team_key", "plan"], name="dash_user_daily_key"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.day} user {self.user_id}: {self.reply_count}"

@@ -33,7 +33,7 @@ from chat.models import ChatModel, UsageRecord
 
 from . import latency, rollups
 from .filters import Filters, day_start, zone
-from .models import UsageDaily
+from .models import UsageDaily, UserDaily
 
 ZERO = Decimal(0)
 OUTCOMES = ("complete", "truncated", "stopped", "failed", "interrupted")
@@ -145,18 +145,39 @@ def rollup_sums():
     }
 
 
+def user_rollup_rows(filters: Filters):
+    """Return the UserDaily rows of the filters' whole days, or None to read the ledger.
+
+    UserDaily has no model key, so a model filter reads the ledger too.
+    """
+    if filters.model is not None or filters.period.hourly or not rollups.is_current():
+        return None
+    q = Q(day__gte=filters.period.first_day, day__lte=filters.period.last_day)
+    if filters.plan:
+        q &= Q(plan=filters.plan)
+    if filters.team_id is not None:
+        q &= Q(team_key=filters.team_id)
+    elif filters.team_ids is not None:
+        q &= Q(team_key__in=filters.team_ids)
+    return UserDaily.objects.filter(q)
+
+
 def active_accounts(filters: Filters) -> tuple[int, int]:
     """Return how many accounts chatted in the period, not as guests and as guests.
 
     Counts distinct (user, plan) pairs first, which PostgreSQL does with one
     hash aggregate, instead of two COUNT(DISTINCT) sorts.
     """
-    pairs = (
-        UsageRecord.objects.filter(filters.usage_q(), user_id__isnull=False)
-        .values("user_id", "plan")
-        .distinct()
-        .order_by()
-    )
+    daily = user_rollup_rows(filters)
+    if daily is not None:
+        pairs = daily.filter(reply_count__gt=0).values("user_id", "plan").distinct().order_by()
+    else:
+        pairs = (
+            UsageRecord.objects.filter(filters.usage_q(), user_id__isnull=False)
+            .values("user_id", "plan")
+            .distinct()
+            .order_by()
+        )
     sql, params = pairs.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(
@@ -334,7 +355,7 @@ def model_rows(filters: Filters) -> list[dict]:
     """Return one row per model: replies by outcome, first-token p50 and p95, speed, cost.
 
     From the rollups, the percentiles are found exactly by counting rows per
-    latency bucket and reading the ledger rows of the one bucket that holds
+    latency bucket and reading the ledger rows of the one bucket that contains
     each wanted rank. With a team or plan filter, which the latency rollup
     does not key on, PostgreSQL's percentile_cont runs over the ledger rows.
     """
@@ -432,21 +453,35 @@ def user_rows(filters: Filters, *, search="", sort="cost", descending=True, page
     the two grouped subqueries are joined with a FULL OUTER JOIN so a user
     who was only ever blocked is listed too.
     """
-    usage = (
-        UsageRecord.objects.filter(filters.usage_q(), user_id__isnull=False)
-        .values("user_id")
-        .annotate(
-            messages=Count("id"),
-            tokens=_sum(
-                F("prompt_cache_hit_tokens")
-                + F("prompt_cache_miss_tokens")
-                + F("completion_tokens")
-            ),
-            cost=_cost(),
-            last_reply=Max("created_at"),
+    daily = user_rollup_rows(filters)
+    if daily is not None:
+        usage = (
+            daily.filter(reply_count__gt=0)
+            .values("user_id")
+            .annotate(
+                messages=_sum("reply_count"),
+                tokens_sum=_sum("tokens"),
+                cost=_cost("cost_usd"),
+                last_reply=Max("last_reply_at"),
+            )
+            .order_by()
         )
-        .order_by()
-    )
+    else:
+        usage = (
+            UsageRecord.objects.filter(filters.usage_q(), user_id__isnull=False)
+            .values("user_id")
+            .annotate(
+                messages=Count("id"),
+                tokens_sum=_sum(
+                    F("prompt_cache_hit_tokens")
+                    + F("prompt_cache_miss_tokens")
+                    + F("completion_tokens")
+                ),
+                cost=_cost(),
+                last_reply=Max("created_at"),
+            )
+            .order_by()
+        )
     blocks = (
         QuotaBlock.objects.filter(filters.block_q(), user_id__isnull=False)
         .values("user_id")
@@ -465,7 +500,7 @@ def user_rows(filters: Filters, *, search="", sort="cost", descending=True, page
     sql = f"""
         SELECT account.id, account.email, account.is_guest,
                COALESCE(u.messages, 0) AS messages,
-               COALESCE(u.tokens, 0) AS tokens,
+               COALESCE(u.tokens_sum, 0) AS tokens,
                COALESCE(u.cost, 0) AS cost,
                COALESCE(b.blocks, 0) AS blocks,
                GREATEST(u.last_reply, b.last_block) AS last_active,

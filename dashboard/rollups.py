@@ -104,6 +104,35 @@ BEGIN
             + EXCLUDED.streamed_completion_tokens,
         streaming_time_ms = d.streaming_time_ms + EXCLUDED.streaming_time_ms;
 
+    IF r.user_id IS NOT NULL THEN
+        INSERT INTO dashboard_userdaily AS u
+            (day, user_id, team_key, plan, reply_count, tokens, cost_usd, last_reply_at)
+        VALUES (row_day, r.user_id, COALESCE(r.team_id, 0), r.plan, sign,
+                sign * (r.prompt_cache_hit_tokens + r.prompt_cache_miss_tokens
+                        + r.completion_tokens),
+                sign * r.cost_usd, CASE WHEN sign > 0 THEN r.created_at END)
+        ON CONFLICT (day, user_id, team_key, plan) DO UPDATE SET
+            reply_count = u.reply_count + EXCLUDED.reply_count,
+            tokens = u.tokens + EXCLUDED.tokens,
+            cost_usd = u.cost_usd + EXCLUDED.cost_usd,
+            last_reply_at = GREATEST(u.last_reply_at, EXCLUDED.last_reply_at);
+        IF sign < 0 THEN
+            -- A removed row may have been the newest, so read the newest remaining one.
+            -- Rows of one quota day lie within 25 hours of each other; the bounds let
+            -- the ledger's (user, created_at) index find them.
+            UPDATE dashboard_userdaily AS u SET last_reply_at = (
+                SELECT max(created_at) FROM chat_usagerecord AS ledger
+                WHERE ledger.user_id = r.user_id
+                  AND COALESCE(ledger.team_id, 0) = COALESCE(r.team_id, 0)
+                  AND ledger.plan = r.plan
+                  AND ((ledger.created_at AT TIME ZONE zone) - reset)::date = row_day
+                  AND ledger.created_at >= r.created_at - interval '2 days'
+                  AND ledger.created_at <= r.created_at + interval '2 days'
+            )
+            WHERE u.day = row_day AND u.user_id = r.user_id
+              AND u.team_key = COALESCE(r.team_id, 0) AND u.plan = r.plan;
+        END IF;
+    END IF;
     IF r.time_to_first_token_ms IS NOT NULL THEN
         INSERT INTO dashboard_latencydaily AS l
             (measure, day, model_key, model_id, bucket, reply_count, sum_ms)
@@ -193,6 +222,19 @@ FROM chat_usagerecord
 GROUP BY 1, 2, 3, 4, 5, 6, 7
 """
 
+REBUILD_USERS = """
+INSERT INTO dashboard_userdaily (
+    day, user_id, team_key, plan, reply_count, tokens, cost_usd, last_reply_at
+)
+SELECT ((created_at AT TIME ZONE %(zone)s) - CAST(%(reset)s AS interval))::date,
+       user_id, COALESCE(team_id, 0), plan, count(*),
+       sum(prompt_cache_hit_tokens + prompt_cache_miss_tokens + completion_tokens),
+       sum(cost_usd), max(created_at)
+FROM chat_usagerecord
+WHERE user_id IS NOT NULL
+GROUP BY 1, 2, 3, 4
+"""
+
 REBUILD_LATENCY = """
 INSERT INTO dashboard_latencydaily (measure, day, model_key, model_id, bucket, reply_count, sum_ms)
 SELECT %(measure)s,
@@ -252,7 +294,9 @@ def rebuild(using_connection=None):
         cursor.execute("LOCK TABLE chat_usagerecord IN SHARE MODE")
         cursor.execute("DELETE FROM dashboard_usagedaily")
         cursor.execute("DELETE FROM dashboard_latencydaily")
+        cursor.execute("DELETE FROM dashboard_userdaily")
         cursor.execute(REBUILD_USAGE, params)
+        cursor.execute(REBUILD_USERS, params)
         for measure, column in (("ttft", "time_to_first_token_ms"), ("duration", "duration_ms")):
             cursor.execute(REBUILD_LATENCY.format(column=column), {**params, "measure": measure})
         cursor.execute(

@@ -140,9 +140,11 @@ def seed(rows=240, seed_value=5, now=None) -> Ledger:
         duration = (ttft or 0) + rng.randint(200, 60_000)
         price = model.price_at(created)
         cost = price.cost(created, cache_hit=hit, cache_miss=miss, output=completion)
-        team_of_row = (
-            team if name in ("alice", "bob") else (other_team if name == "carol" else None)
-        )
+        team_of_row = None
+        if name in ("alice", "bob"):
+            team_of_row = team
+        elif name == "carol":
+            team_of_row = other_team
         message = make_message(
             conversations[name],
             Message.Role.ASSISTANT,

@@ -302,7 +302,7 @@ def test_custom_range_errors_are_shown(staff_client, ledger):
     assert "The From date is after the To date; swap them." in swapped.text
     assert "A custom range needs both dates, From and To." in missing.text
     assert "Enter a valid date." in garbage.text
-    # The page falls back to today and still answers.
+    # The page falls back to today and still renders.
     assert garbage.context["filters"].period.first_day == today(ledger)
 
 

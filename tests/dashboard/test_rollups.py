@@ -82,6 +82,35 @@ def test_both_paths_give_same_figures(ledger):
                 assert rolled[name] == pytest.approx(raw[name]), (extra, name)
 
 
+def test_users_same_from_both_paths(ledger):
+    for extra in ({}, {"plan": "free"}, {"team_id": ledger.team.pk}):
+        filters = month(ledger, **extra)
+        for sort in ("cost", "last_active", "email"):
+            rolled = queries.user_rows(filters, sort=sort)
+            with ledger_only():
+                raw = queries.user_rows(filters, sort=sort)
+            assert rolled == raw, (extra, sort)
+        rolled_active = queries.active_accounts(filters)
+        with ledger_only():
+            assert queries.active_accounts(filters) == rolled_active, extra
+
+
+def test_user_rollup_after_delete(ledger):
+    dave = ledger.users["dave"]
+    newest = max((r for r in ledger.rows if r.user_id == dave.pk), key=lambda r: r.created_at)
+    filters = month(ledger)
+
+    UsageRecord.objects.filter(pk=newest.pk).delete()
+
+    rolled = {row["id"]: row for row in queries.user_rows(filters).rows}
+    with ledger_only():
+        raw = {row["id"]: row for row in queries.user_rows(filters).rows}
+    assert rolled[dave.pk] == raw[dave.pk]
+    # Dave has no quota blocks, so his last activity is his newest remaining reply.
+    assert rolled[dave.pk]["blocks"] == 0
+    assert rolled[dave.pk]["last_active"] < newest.created_at
+
+
 def test_metrics_same_from_both_paths(ledger):
     from_rollups = [(f.name, f.samples) for f in metrics.LedgerCollector().collect()]
     with ledger_only():
