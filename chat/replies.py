@@ -333,21 +333,44 @@ class ReplyStream:
             event.attempt,
             event.delay,
         )
-        await broadcast(
-            self.conversation_id,
-            {
-                "type": "message.status",
-                "message": str(self.message_id),
-                "status": "waiting",
-                "reason": event.error.code,
-                "attempt": event.attempt,
-                "retry_in": round(event.delay, 1),
-            },
+        await _without_redis_errors(
+            "waiting status",
+            self.message_id,
+            broadcast(
+                self.conversation_id,
+                {
+                    "type": "message.status",
+                    "message": str(self.message_id),
+                    "status": "waiting",
+                    "reason": event.error.code,
+                    "attempt": event.attempt,
+                    "retry_in": round(event.delay, 1),
+                },
+            ),
         )
 
 
+async def _without_redis_errors(what, message_id, awaitable) -> None:
+    """Await a live-relay step; a Redis failure is logged, and the reply goes on.
+
+    The database keeps the reply's state, so a lost event costs only
+    liveness: sockets catch up from a snapshot.
+    """
+    try:
+        await awaitable
+    except RedisError as error:
+        logger.warning("Reply %s: %s not sent, Redis failed: %s", message_id, what, error)
+
+
 async def _watch_cancel(message_id) -> None:
-    while not await live.is_cancelled(message_id):
+    """Return when the user asked to stop the reply; a Redis failure is not a stop."""
+    while True:
+        try:
+            if await live.is_cancelled(message_id):
+                return
+        except RedisError as error:
+            logger.warning("Reply %s: cancel flag unreadable, Redis failed: %s", message_id, error)
+            await asyncio.sleep(1)
         await asyncio.sleep(CANCEL_POLL_SECONDS)
 
 
@@ -367,10 +390,15 @@ async def run_reply(message_id) -> None:
 
 
 async def _stream(stream: ReplyStream) -> Outcome:
-    await live.start(stream.message_id)
-    await broadcast(
-        stream.conversation_id,
-        {"type": "message.status", "message": str(stream.message_id), "status": "streaming"},
+    message_id = stream.message_id
+    await _without_redis_errors("live buffer start", message_id, live.start(message_id))
+    await _without_redis_errors(
+        "streaming status",
+        stream.message_id,
+        broadcast(
+            stream.conversation_id,
+            {"type": "message.status", "message": str(stream.message_id), "status": "streaming"},
+        ),
     )
     call = await db(_prepare_call)(stream.reply)
     if call is None:
@@ -424,6 +452,8 @@ async def _store_outcome(stream: ReplyStream, outcome: Outcome) -> None:
         )
     reply = await db(_finish)(stream.reply, fields, usage)
     quota = await db(_quota_after)(reply)
-    await broadcast(stream.conversation_id, done_event(reply, quota))
-    await live.finish(stream.message_id)
+    await _without_redis_errors(
+        "message.done", reply.id, broadcast(stream.conversation_id, done_event(reply, quota))
+    )
+    await _without_redis_errors("live buffer cleanup", reply.id, live.finish(stream.message_id))
     logger.info("Reply %s ended %s", reply.id, reply.status)

@@ -146,17 +146,26 @@ CELERY_TASK_ALWAYS_EAGER = False
 # An unacknowledged task (its worker was killed) goes back to the queue after
 # this long. The reply claim is idempotent, so a redelivered task that finds
 # its reply already streaming or ended does nothing.
+# Remote control (celery inspect/control) listens on a Redis pub/sub channel,
+# and kombu 5.7 crashes the worker when that channel loses Redis ("Unrecoverable
+# error: AttributeError ... 'hostname'"). Without it a worker rides out a
+# Redis restart and reconnects by itself (tests/faults/test_redis_restart.py).
+CELERY_WORKER_ENABLE_REMOTE_CONTROL = env.bool("CELERY_REMOTE_CONTROL", False)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", 3600),
 }
 
 # Lost workers. A streaming reply whose heartbeat is older than this is ended
 # `interrupted`; a queued one is enqueued again once after the requeue delay,
-# and given up after the queued limit. Celery beat runs the sweep.
+# and given up after the queued limit. Celery beat schedules the sweep.
 CHAT_STALE_HEARTBEAT_SECONDS = env.float("CHAT_STALE_HEARTBEAT_SECONDS", 60.0)
 CHAT_REQUEUE_AFTER_SECONDS = env.float("CHAT_REQUEUE_AFTER_SECONDS", 30.0)
 CHAT_STALE_QUEUED_SECONDS = env.int("CHAT_STALE_QUEUED_SECONDS", 600)
 CHAT_SWEEP_SECONDS = env.float("CHAT_SWEEP_SECONDS", 15.0)
+# The sweep has a queue of its own, consumed by the `beat` process (a small
+# worker with the scheduler embedded), so it runs while reply workers are down.
+SWEEP_QUEUE = "sweep"
+CELERY_TASK_ROUTES = {"chat.sweep_replies": {"queue": SWEEP_QUEUE}}
 CELERY_BEAT_SCHEDULE = {
     "sweep-replies": {
         "task": "chat.sweep_replies",

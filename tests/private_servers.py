@@ -168,15 +168,27 @@ def start_beat(name, env):
             "celery",
             "--app",
             "chatsite",
-            "beat",
+            "worker",
+            "--beat",
+            "--queues",
+            "sweep",
+            "--pool",
+            "threads",
+            "--concurrency",
+            "2",
+            "--hostname",
+            f"{name}-{os.getpid()}-{time.monotonic_ns()}@%h",
             "--loglevel",
             "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
             "--schedule",
             str(schedule),
         ],
         env,
     )
-    process.wait_until(lambda: "beat: Starting" in process.log(), "'beat: Starting' in its log")
+    process.wait_until(lambda: " ready." in process.log(), "'ready.' in its log")
     return process
 
 
