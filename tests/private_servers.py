@@ -90,8 +90,8 @@ class PrivatePostgres:
         self.port = free_port()
         self.directory = Path(tempfile.mkdtemp(prefix="chatsite-pg-"))
         self.data = self.directory / "data"
-        self.log = ARTIFACTS / "postgres-private.log"
-        ARTIFACTS.mkdir(exist_ok=True)
+        # Inside the directory the server's user owns; copied to test-artifacts at the end.
+        self.log = self.directory / "postgres.log"
         self._as_owner(
             [postgres_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust"]
         )
@@ -127,6 +127,9 @@ class PrivatePostgres:
             self.stop()
         except subprocess.CalledProcessError:
             pass
+        ARTIFACTS.mkdir(exist_ok=True)
+        if self.log.exists():
+            shutil.copy(self.log, ARTIFACTS / "postgres-private.log")
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
