@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 
 from accounts import quotas
 
-from . import accounting, catalog, live
+from . import accounting, batching, catalog, live
 from .errors import reply_error_message
 from .events import broadcast, done_event
 from .history import HistoryItem, build_history, path_items
@@ -176,6 +176,9 @@ class ReplyStream:
     checkpointed_seq: int = 0
     closing: bool = False
     has_pending: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set when CHAT_COALESCE_MAX_CHARS characters are pending.
+    pending_full: asyncio.Event = field(default_factory=asyncio.Event)
+    pending_chars: int = 0
 
     @property
     def message_id(self):
@@ -189,17 +192,24 @@ class ReplyStream:
         if isinstance(event, ReasoningDelta) and event.text:
             self.first_token_at = self.first_token_at or timezone.now()
             self.pending_reasoning.append(event.text)
-            self.has_pending.set()
+            self._pending_grew(len(event.text))
         elif isinstance(event, ContentDelta) and event.text:
             now = timezone.now()
             self.first_token_at = self.first_token_at or now
             self.answer_started_at = self.answer_started_at or now
             self.pending_content.append(event.text)
-            self.has_pending.set()
+            self._pending_grew(len(event.text))
         elif isinstance(event, Usage):
             self.usage = event
         elif isinstance(event, Finish):
             self.finish_reason = event.reason
+
+    def _pending_grew(self, chars: int) -> None:
+        self.has_pending.set()
+        self.pending_chars += chars
+        limit = settings.CHAT_COALESCE_MAX_CHARS
+        if limit and self.pending_chars >= limit:
+            self.pending_full.set()
 
     async def flush(self) -> None:
         """Send pending text as one event per kind, after storing it in the live buffer.
@@ -210,6 +220,8 @@ class ReplyStream:
         Sockets that missed deltas see the gap in `seq` and ask for a snapshot.
         """
         self.has_pending.clear()
+        self.pending_full.clear()
+        self.pending_chars = 0
         reasoning = "".join(self.pending_reasoning)
         content = "".join(self.pending_content)
         self.pending_reasoning.clear()
@@ -262,8 +274,22 @@ class ReplyStream:
         """Flush coalesced deltas and checkpoint to the database until `close()`.
 
         The loop is never cancelled inside `flush()`: text taken from the
-        pending lists must reach the live buffer and the sockets.
+        pending lists must reach the live buffer and the sockets. With
+        `CHAT_CHECKPOINT_BATCH` the process's checkpoint writer stores this
+        reply's checkpoints together with every other reply's.
         """
+        if settings.CHAT_CHECKPOINT_BATCH:
+            writer = batching.checkpoint_writer(db)
+            writer.add(self)
+            try:
+                while not self.closing:
+                    await self.has_pending.wait()
+                    await self.gather()
+                    await self.flush()
+            finally:
+                writer.discard(self)
+            return
+
         last_checkpoint = time.monotonic()
         while not self.closing:
             try:
@@ -271,9 +297,7 @@ class ReplyStream:
             except TimeoutError:
                 pass
             else:
-                if not self.closing:
-                    # Let more deltas gather so one event carries tens of milliseconds of text.
-                    await asyncio.sleep(settings.CHAT_COALESCE_SECONDS)
+                await self.gather()
                 await self.flush()
             if not self.closing and (
                 time.monotonic() - last_checkpoint >= settings.CHAT_CHECKPOINT_SECONDS
@@ -290,6 +314,21 @@ class ReplyStream:
                     logger.warning("Reply %s: checkpoint failed: %s", self.message_id, error)
                 else:
                     self.checkpointed_seq = seq
+
+    async def gather(self) -> None:
+        """Let more deltas gather, so one event carries tens of milliseconds of text.
+
+        Waits `CHAT_COALESCE_SECONDS`, or less once `CHAT_COALESCE_MAX_CHARS`
+        characters are pending (0: no size limit).
+        """
+        if self.closing:
+            return
+        if not settings.CHAT_COALESCE_MAX_CHARS:
+            await asyncio.sleep(settings.CHAT_COALESCE_SECONDS)
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(settings.CHAT_COALESCE_SECONDS):
+                await self.pending_full.wait()
 
     def close(self) -> None:
         """Make `relay()` flush what is pending and return."""
@@ -364,6 +403,9 @@ async def _without_redis_errors(what, message_id, awaitable) -> None:
 
 async def _watch_cancel(message_id) -> None:
     """Return when the user asked to stop the reply; a Redis failure is not a stop."""
+    if settings.CHAT_CANCEL_POLL_BATCH:
+        await batching.stop_flags(CANCEL_POLL_SECONDS).wait(message_id)
+        return
     while True:
         try:
             if await live.is_cancelled(message_id):
@@ -411,6 +453,9 @@ async def _stream(stream: ReplyStream) -> Outcome:
         await asyncio.wait({consume, watch}, return_when=asyncio.FIRST_COMPLETED)
         if consume.done():
             return consume.result()
+        if watch.exception() is not None:
+            # The watcher broke (not a stop request): raise it, the reply ends internal_error.
+            raise watch.exception()
         # Cancelling the consumer closes the upstream response at once.
         consume.cancel()
         with contextlib.suppress(asyncio.CancelledError):

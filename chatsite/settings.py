@@ -106,6 +106,9 @@ DATABASES = {
         "DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"
     ),
 }
+# Seconds a database connection is kept for reuse; 0 opens one per request
+# (or per database call of a reply), which costs a PostgreSQL backend start.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", 0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -127,6 +130,21 @@ CHANNEL_LAYERS = {
         },
     },
 }
+# `redis-pubsub` sends a group message with one PUBLISH that Redis pushes to
+# the web processes, where the default layer needs about 19 Redis commands
+# between the worker and the web process. A message published while no web
+# process subscribes is lost; sockets see the gap in `seq` and ask for a
+# snapshot.
+CHANNEL_LAYER = env.str("CHANNEL_LAYER", "redis")
+if CHANNEL_LAYER == "redis-pubsub":
+    CHANNEL_LAYERS["default"] = {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL]},
+    }
+elif CHANNEL_LAYER != "redis":
+    raise ImproperlyConfigured(
+        f"CHANNEL_LAYER={CHANNEL_LAYER!r} is unknown; use redis or redis-pubsub."
+    )
 
 CACHES = {
     "default": {
@@ -342,9 +360,15 @@ CHAT_MAX_INPUT_CHARS = env.int("CHAT_MAX_INPUT_CHARS", 20_000)
 # Estimated tokens of history sent upstream; older turns are dropped whole.
 CHAT_CONTEXT_BUDGET_TOKENS = env.int("CHAT_CONTEXT_BUDGET_TOKENS", 48_000)
 CHAT_MAX_OUTPUT_TOKENS = env.int("CHAT_MAX_OUTPUT_TOKENS", 0) or None
-# Deltas are gathered for this long before one event goes to the browser.
+# Deltas are gathered for this long before one event goes to the browser, or
+# until this many characters are pending (0: no size limit).
 CHAT_COALESCE_SECONDS = env.float("CHAT_COALESCE_SECONDS", 0.04)
+CHAT_COALESCE_MAX_CHARS = env.int("CHAT_COALESCE_MAX_CHARS", 0)
 CHAT_CHECKPOINT_SECONDS = env.float("CHAT_CHECKPOINT_SECONDS", 1.0)
+# One transaction an interval writes the checkpoints of every reply of a
+# worker process, and one MGET reads all their stop flags (chat/batching.py).
+CHAT_CHECKPOINT_BATCH = env.bool("CHAT_CHECKPOINT_BATCH", False)
+CHAT_CANCEL_POLL_BATCH = env.bool("CHAT_CANCEL_POLL_BATCH", False)
 
 LOGGING = {
     "version": 1,
