@@ -106,19 +106,35 @@ def bucket_label(bucket, *, short=True) -> str:
     return formats.date_format(bucket, "SHORT_DATE_FORMAT")
 
 
-def nice_ceiling(value: float) -> float:
-    """Return the smallest 1, 2, 2.5 or 5 times a power of ten that is at least `value`."""
+def nice_step(value: float, *, whole: bool) -> float:
+    """Return the smallest 1, 2, 2.5 or 5 times a power of ten that is at least `value`.
+
+    With `whole`, for counts, the step is a whole number and never 2.5 times one.
+    """
     if value <= 0:
         return 1
     power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
+    steps = (1, 2, 5, 10) if whole else (1, 2, 2.5, 5, 10)
+    for step in steps:
         if value <= step * power:
-            return step * power
+            chosen = step * power
+            return max(1, round(chosen)) if whole else chosen
     return 10 * power
 
 
+def step_decimals(step: float) -> int:
+    """Return how many decimals show every multiple of `step` exactly, such as 3 for 0.025."""
+    decimals = 0
+    while decimals < 8 and abs(step * 10**decimals - round(step * 10**decimals)) > 1e-9:
+        decimals += 1
+    return decimals
+
+
 def build(slug, title, buckets, series: list[Series], *, decimals=0) -> Chart:
-    """Lay out the bars of `series` over `buckets`; several series stack in order."""
+    """Lay out the bars of `series` over `buckets`; several series stack in order.
+
+    `decimals` is 0 for counts, whose grid lines then fall on whole numbers.
+    """
     labels = [bucket_label(bucket) for bucket in buckets]
     full_labels = [bucket_label(bucket, short=False) for bucket in buckets]
     chart = Chart(slug=slug, title=title, labels=full_labels, series=series)
@@ -126,7 +142,8 @@ def build(slug, title, buckets, series: list[Series], *, decimals=0) -> Chart:
     if count == 0:
         return chart
     totals = [sum(float(item.values[index] or 0) for item in series) for index in range(count)]
-    top = nice_ceiling(max(totals))
+    step = nice_step(max(totals) / GRID_LINES, whole=decimals == 0)
+    top = step * GRID_LINES
     scale = PLOT_HEIGHT / top
     slot = 100 / count
     width = slot * 0.7
@@ -154,12 +171,15 @@ def build(slug, title, buckets, series: list[Series], *, decimals=0) -> Chart:
                 )
             )
 
-    for step in range(GRID_LINES + 1):
-        value = top * step / GRID_LINES
+    tick_decimals = step_decimals(step)
+    for line in range(GRID_LINES + 1):
+        value = step * line
         chart.ticks.append(
             Tick(
                 y=round(PLOT_TOP + PLOT_HEIGHT - value * scale, 2),
-                label=number(value, decimals if value % 1 else 0),
+                label=number(Decimal(repr(value)), tick_decimals)
+                if tick_decimals
+                else number(value),
             )
         )
 
