@@ -219,3 +219,11 @@ def test_inactive_staff_get_nothing(client, ledger):
     response = client.get(reverse("dashboard:overview"))
     # An inactive account cannot stay signed in, so it is sent to sign in.
     assert response.status_code == 302
+
+
+def test_chat_sidebar_links_dashboard(client, ledger):
+    for who, shown in (("staff", True), ("admin", True), ("alice", False), ("carol", False)):
+        client.force_login(ledger.users[who])
+        page = client.get(reverse("chat:index"))
+        assert page.status_code == 200, who
+        assert ("data-dashboard-link" in page.text) is shown, who
