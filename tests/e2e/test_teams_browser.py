@@ -55,6 +55,10 @@ def test_team_flow(browser, web_server):
     expect(owner.locator(".flash")).to_contain_text("Team settings saved.")
     link = create_invite(owner)
     assert link.startswith(web_server + "/teams/invite/")
+    owner.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    owner.click("[data-copy-invite]")
+    expect(owner.locator("[data-copy-invite]")).to_have_text("Copied")
+    assert owner.evaluate("navigator.clipboard.readText()") == link
 
     # A second person opens the link, signs up from it and lands in the team.
     member = new_page(browser, web_server)
