@@ -126,8 +126,8 @@ def seed(rows=240, seed_value=5, now=None) -> Ledger:
         name = chatters[index % len(chatters)]
         user = users[name]
         model = thinking if rng.random() < 0.6 else instant
-        # Spread over 40 days; every fifth row is within the last hours, so today has rows.
-        age = timedelta(minutes=rng.randint(1, 300)) if index % 5 == 0 else None
+        # Spread over 40 days; every seventh row is within the last hours, so today has rows.
+        age = timedelta(minutes=rng.randint(1, 300)) if index % 7 == 3 else None
         age = age or timedelta(minutes=rng.randint(1, 40 * 24 * 60))
         created = now - age
         outcome = rng.choice(OUTCOMES)

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from accounts import quotas
 from tests.dashboard.seed import seed
-from tests.e2e.test_chat_browser import DESKTOP, PHONE, new_page, screenshot
+from tests.e2e.test_chat_browser import DESKTOP, PHONE, SCREENSHOTS, new_page, screenshot
 from tests.factories import PASSWORD
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e, pytest.mark.browser]
@@ -116,6 +116,8 @@ def test_users_and_user_page(browser, web_server, locale, viewport, name):
     shown = sum(bar_values(page, "messages"))
     assert 0 < shown <= len(alice_rows)
     screenshot(page, f"{name}-user")
+    # The whole page once, for the limits form and the audit trail below the charts.
+    page.screenshot(path=str(SCREENSHOTS / f"{name}-user-full.png"), full_page=True)
     assert page.js_errors == []
 
 
