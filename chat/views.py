@@ -39,7 +39,7 @@ def _chat_page(request, conversation):
     )[:SIDEBAR_CONVERSATIONS]
     messages = []
     if conversation is not None:
-        messages = [message.as_event_dict() for message in conversation.messages.all()]
+        messages = _with_parents([m.as_event_dict() for m in conversation.messages.all()])
     models = list(catalog.available_models(request.user))
     preferences = Preferences.for_user(request.user)
     selected = _selected_model(request.user, conversation)
@@ -101,6 +101,28 @@ def _team_context(user, conversation):
         .order_by("-updated_at")[:TEAM_SHARED_CONVERSATIONS]
     )
     return {"teams": teams, "selected_team": selected, "team_shared": shared}
+
+
+def _with_parents(messages):
+    """Give messages stored without a parent their predecessor as parent, for the page's tree.
+
+    Messages stored by accept_message always have a parent, except a first
+    question and its edited versions. Messages written some other way (the
+    admin, scripts, test factories) have none and read as one linear chain.
+    """
+    previous = None
+    for message in messages:
+        if message["parent"] is None and previous is not None:
+            legacy_reply = message["role"] == "assistant"
+            follows_legacy = previous["role"] == "assistant" and previous["legacy"]
+            if legacy_reply or follows_legacy:
+                message["parent"] = previous["id"]
+                message["legacy"] = True
+        message.setdefault("legacy", message["parent"] is None and message["role"] == "assistant")
+        previous = message
+    for message in messages:
+        message.pop("legacy")
+    return messages
 
 
 def _selected_model(user, conversation):

@@ -249,3 +249,33 @@ def test_path_items_stop_at_cycle():
     messages = [Node(1, 2, "user", "a"), Node(2, 1, "assistant", "b")]
 
     assert len(path_items(messages, 2)) == 2
+
+
+def test_page_links_parentless_messages():
+    from chat.views import _with_parents
+
+    messages = [
+        {"id": "q1", "role": "user", "parent": None},
+        {"id": "a1", "role": "assistant", "parent": None},
+        {"id": "q2", "role": "user", "parent": None},
+        {"id": "a2", "role": "assistant", "parent": None},
+    ]
+
+    linked = _with_parents(messages)
+
+    assert [message["parent"] for message in linked] == [None, "q1", "a1", "q2"]
+
+
+def test_page_keeps_edited_first_question_root():
+    from chat.views import _with_parents
+
+    messages = [
+        {"id": "q1", "role": "user", "parent": None},
+        {"id": "a1", "role": "assistant", "parent": "q1"},
+        {"id": "q1b", "role": "user", "parent": None},
+        {"id": "a1b", "role": "assistant", "parent": "q1b"},
+    ]
+
+    linked = _with_parents(messages)
+
+    assert [message["parent"] for message in linked] == [None, "q1", None, "q1b"]
