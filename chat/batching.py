@@ -1,12 +1,14 @@
-"""Checkpoint writes and stop-flag reads shared by every reply of a worker process.
+"""Relaying, checkpoint writes and stop-flag reads shared by every reply of a worker process.
 
 Without these, each streaming reply writes its own checkpoint once a second
-(a pool thread and a database connection each time) and reads its own stop
-flag four times a second (one Redis command each). A worker streaming a
-thousand replies then makes a thousand transactions and four thousand Redis
-reads a second. With `CHAT_CHECKPOINT_BATCH` one transaction a second writes
-the checkpoints of every reply of the process, and with
-`CHAT_CANCEL_POLL_BATCH` one MGET reads every stop flag.
+(a pool thread and a database connection each time), reads its own stop
+flag four times a second, and sends each coalesced delta with two or more
+Redis round trips. A worker streaming a thousand replies then makes a
+thousand transactions and tens of thousands of Redis round trips a second.
+With `CHAT_CHECKPOINT_BATCH` one transaction a second writes the
+checkpoints of every reply of the process, with `CHAT_CANCEL_POLL_BATCH` one
+MGET reads every stop flag, and with `CHAT_RELAY_BATCH` one pipeline a tick
+sends every reply's pending deltas.
 
 Each helper belongs to one event loop (the worker's shared loop, see
 `chat.runner`), like the Redis and HTTP clients.
@@ -17,12 +19,15 @@ import logging
 import weakref
 from collections.abc import Callable
 
+from channels.layers import get_channel_layer
+from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
 from . import live
+from .events import broadcast, group_name
 
 logger = logging.getLogger(__name__)
 
@@ -197,3 +202,138 @@ def stop_flags(interval: float) -> StopFlags:
     if flags is None:
         flags = _flags[loop] = StopFlags(interval)
     return flags
+
+
+# Append one coalesced delta to the live buffer, as live._APPEND does, and
+# publish its events to the conversation's pub/sub group channel (KEYS[4],
+# when given), so one command relays a reply's delta. Returns 0, changing
+# nothing, when the buffer does not stand at the sequence number the worker
+# checked.
+_APPEND_PUBLISH = """
+local stored = redis.call('GET', KEYS[3])
+if stored == false or tonumber(stored) ~= tonumber(ARGV[3]) then
+  return 0
+end
+if ARGV[1] ~= '' then redis.call('APPEND', KEYS[1], ARGV[1]) end
+if ARGV[2] ~= '' then redis.call('APPEND', KEYS[2], ARGV[2]) end
+redis.call('SET', KEYS[3], ARGV[4], 'KEEPTTL')
+if #KEYS == 4 then
+  for i = 5, #ARGV do redis.call('PUBLISH', KEYS[4], ARGV[i]) end
+end
+return 1
+"""
+
+
+def pubsub_group_channel(layer, conversation_id) -> str | None:
+    """Return the Redis channel of a conversation's group on a pub/sub layer, else None."""
+    if not isinstance(layer, RedisPubSubChannelLayer):
+        return None
+    # NOTE: a private method of channels_redis 4.3; tests/chat/test_batching.py
+    # checks that a message published here reaches a group member.
+    return layer._get_layer()._get_group_channel_name(group_name(conversation_id))
+
+
+class DeltaRelay:
+    """Flushes the pending deltas of every registered reply once a tick, in one pipeline.
+
+    Each reply with pending text costs one EVAL in the pipeline: it appends to
+    the live buffer and, on the pub/sub channel layer, publishes the events.
+    On the default channel layer the events go out with `group_send` after
+    the pipeline. A tick that takes longer than the interval delays the next
+    one, so a busy process sends fewer, larger deltas.
+    """
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self.streams: dict = {}
+        self.task: asyncio.Task | None = None
+        self.lock = asyncio.Lock()
+
+    def add(self, stream) -> None:
+        self.streams[stream.message_id] = stream
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._run())
+
+    def discard(self, stream) -> None:
+        if self.streams.get(stream.message_id) is stream:
+            del self.streams[stream.message_id]
+
+    async def wait_idle(self) -> None:
+        """Return once no flush is in flight."""
+        async with self.lock:
+            pass
+
+    async def _run(self) -> None:
+        while self.streams:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.flush()
+            except Exception:
+                # The loop must outlive any one tick, or every reply stops relaying.
+                logger.exception("Relay of %d replies failed", len(self.streams))
+
+    async def flush(self) -> int:
+        """Send the pending deltas of every registered reply; return how many replies had some."""
+        async with self.lock:
+            taken = []
+            for stream in list(self.streams.values()):
+                delta = stream.take_pending()
+                if delta is not None:
+                    taken.append((stream, delta))
+            if not taken:
+                return 0
+            layer = get_channel_layer()
+            try:
+                await self._send(layer, taken)
+            except RedisError as error:
+                # The text stays in the replies for their checkpoints and final
+                # state; sockets see the gap in `seq` and ask for a snapshot.
+                logger.warning(
+                    "Redis failed, deltas of %d replies not relayed: %s", len(taken), error
+                )
+            return len(taken)
+
+    async def _send(self, layer, taken) -> None:
+        pipe = live.client().pipeline(transaction=False)
+        published = []
+        for stream, delta in taken:
+            keys = list(live._keys(stream.message_id))
+            payloads = []
+            channel = pubsub_group_channel(layer, stream.conversation_id)
+            if channel is not None:
+                keys.append(channel)
+                payloads = [
+                    layer.serialize({"type": "chat.event", "event": event})
+                    for event in delta.events
+                ]
+            published.append(channel is not None)
+            pipe.eval(
+                _APPEND_PUBLISH,
+                len(keys),
+                *keys,
+                delta.reasoning,
+                delta.content,
+                delta.previous_seq,
+                delta.seq,
+                *payloads,
+            )
+        results = await pipe.execute()
+        for (stream, delta), done, was_published in zip(taken, results, published, strict=True):
+            if not done:
+                logger.warning("Reply %s: live buffer lost; writing it again", stream.message_id)
+                await live.restore(stream.message_id, stream.live_state())
+            if not done or not was_published:
+                for event in delta.events:
+                    await broadcast(stream.conversation_id, event)
+
+
+_relays: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def delta_relay() -> DeltaRelay:
+    """Return the delta relay of the running event loop."""
+    loop = asyncio.get_running_loop()
+    relay = _relays.get(loop)
+    if relay is None:
+        relay = _relays[loop] = DeltaRelay(settings.CHAT_COALESCE_SECONDS)
+    return relay

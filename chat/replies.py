@@ -159,6 +159,17 @@ class Outcome:
     finish_reason: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class PendingDelta:
+    """Text taken from a reply's pending lists by one flush, with its numbered events."""
+
+    previous_seq: int
+    seq: int
+    reasoning: str
+    content: str
+    events: list[dict]
+
+
 @dataclass
 class ReplyStream:
     """The state of one reply while it streams."""
@@ -179,6 +190,7 @@ class ReplyStream:
     # Set when CHAT_COALESCE_MAX_CHARS characters are pending.
     pending_full: asyncio.Event = field(default_factory=asyncio.Event)
     pending_chars: int = 0
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def message_id(self):
@@ -211,14 +223,8 @@ class ReplyStream:
         if limit and self.pending_chars >= limit:
             self.pending_full.set()
 
-    async def flush(self) -> None:
-        """Send pending text as one event per kind, after storing it in the live buffer.
-
-        The worker owns the sequence numbers and the full text. When Redis
-        fails, the text stays here and goes into the next checkpoint. When
-        Redis lost the buffer (a restart), the whole buffer is written again.
-        Sockets that missed deltas see the gap in `seq` and ask for a snapshot.
-        """
+    def take_pending(self) -> "PendingDelta | None":
+        """Move the pending text into the reply and number its events; None when there is none."""
         self.has_pending.clear()
         self.pending_full.clear()
         self.pending_chars = 0
@@ -227,34 +233,49 @@ class ReplyStream:
         self.pending_reasoning.clear()
         self.pending_content.clear()
         if not reasoning and not content:
-            return
+            return None
         self.reasoning.append(reasoning)
         self.content.append(content)
         parts = [(kind, text) for kind, text in (("reasoning", reasoning), ("content", content))]
         parts = [(kind, text) for kind, text in parts if text]
         previous_seq = self.seq
         self.seq += len(parts)
+        events = [
+            {
+                "type": f"{kind}.delta",
+                "message": str(self.message_id),
+                "seq": previous_seq + 1 + index,
+                "text": text,
+            }
+            for index, (kind, text) in enumerate(parts)
+        ]
+        return PendingDelta(previous_seq, self.seq, reasoning, content, events)
+
+    def live_state(self) -> live.LiveState:
+        """Return the whole live buffer as the worker knows it."""
+        return live.LiveState(
+            seq=self.seq, reasoning="".join(self.reasoning), content="".join(self.content)
+        )
+
+    async def flush(self) -> None:
+        """Send pending text as one event per kind, after storing it in the live buffer.
+
+        The worker owns the sequence numbers and the full text. When Redis
+        fails, the text stays here and goes into the next checkpoint. When
+        Redis lost the buffer (a restart), the whole buffer is written again.
+        Sockets that missed deltas see the gap in `seq` and ask for a snapshot.
+        """
+        delta = self.take_pending()
+        if delta is None:
+            return
         try:
-            if not await live.append(self.message_id, reasoning, content, previous_seq, self.seq):
+            if not await live.append(
+                self.message_id, delta.reasoning, delta.content, delta.previous_seq, delta.seq
+            ):
                 logger.warning("Reply %s: live buffer lost; writing it again", self.message_id)
-                await live.restore(
-                    self.message_id,
-                    live.LiveState(
-                        seq=self.seq,
-                        reasoning="".join(self.reasoning),
-                        content="".join(self.content),
-                    ),
-                )
-            for index, (kind, text) in enumerate(parts):
-                await broadcast(
-                    self.conversation_id,
-                    {
-                        "type": f"{kind}.delta",
-                        "message": str(self.message_id),
-                        "seq": previous_seq + 1 + index,
-                        "text": text,
-                    },
-                )
+                await live.restore(self.message_id, self.live_state())
+            for event in delta.events:
+                await broadcast(self.conversation_id, event)
         except RedisError as error:
             logger.warning("Reply %s: Redis failed, deltas not relayed: %s", self.message_id, error)
 
@@ -276,16 +297,21 @@ class ReplyStream:
         The loop is never cancelled inside `flush()`: text taken from the
         pending lists must reach the live buffer and the sockets. With
         `CHAT_CHECKPOINT_BATCH` the process's checkpoint writer stores this
-        reply's checkpoints together with every other reply's.
+        reply's checkpoints together with every other reply's, and with
+        `CHAT_RELAY_BATCH` the process's delta relay also sends its deltas
+        together with every other reply's (and checkpoints are batched too).
         """
-        if settings.CHAT_CHECKPOINT_BATCH:
+        if settings.CHAT_CHECKPOINT_BATCH or settings.CHAT_RELAY_BATCH:
             writer = batching.checkpoint_writer(db)
             writer.add(self)
             try:
-                while not self.closing:
-                    await self.has_pending.wait()
-                    await self.gather()
-                    await self.flush()
+                if settings.CHAT_RELAY_BATCH:
+                    await self._relay_with_process()
+                else:
+                    while not self.closing:
+                        await self.has_pending.wait()
+                        await self.gather()
+                        await self.flush()
             finally:
                 writer.discard(self)
             return
@@ -315,6 +341,17 @@ class ReplyStream:
                 else:
                     self.checkpointed_seq = seq
 
+    async def _relay_with_process(self) -> None:
+        relay = batching.delta_relay()
+        relay.add(self)
+        try:
+            await self.closed.wait()
+        finally:
+            relay.discard(self)
+            # A flush of this reply's deltas may be in flight; the caller's last
+            # flush must not overtake it.
+            await relay.wait_idle()
+
     async def gather(self) -> None:
         """Let more deltas gather, so one event carries tens of milliseconds of text.
 
@@ -334,6 +371,7 @@ class ReplyStream:
         """Make `relay()` flush what is pending and return."""
         self.closing = True
         self.has_pending.set()
+        self.closed.set()
 
     async def consume(self, call: UpstreamCall) -> Outcome:
         try:
@@ -416,22 +454,40 @@ async def _watch_cancel(message_id) -> None:
         await asyncio.sleep(CANCEL_POLL_SECONDS)
 
 
-async def run_reply(message_id) -> None:
-    reply = await db(_claim)(message_id)
+def _claim_and_prepare(message_id):
+    """Claim a queued reply and build its upstream request, in one call off the event loop.
+
+    Returns None when the reply is not queued, else (reply, call, error): `call`
+    is None when the model is gone, and `error` is what building it raised.
+    """
+    reply = _claim(message_id)
     if reply is None:
+        return None
+    try:
+        return reply, _prepare_call(reply), None
+    except Exception as error:  # run_reply ends the reply internal_error with it
+        return reply, None, error
+
+
+async def run_reply(message_id) -> None:
+    claimed = await db(_claim_and_prepare)(message_id)
+    if claimed is None:
         logger.info("Reply %s is not queued any more; nothing to do", message_id)
         return
 
+    reply, call, prepare_error = claimed
     stream = ReplyStream(reply)
     try:
-        outcome = await _stream(stream)
+        if prepare_error is not None:
+            raise prepare_error
+        outcome = await _stream(stream, call)
     except Exception:
         logger.exception("Reply %s failed with an internal error", message_id)
         outcome = Outcome(Message.Status.FAILED, "internal_error")
     await _store_outcome(stream, outcome)
 
 
-async def _stream(stream: ReplyStream) -> Outcome:
+async def _announce_streaming(stream: ReplyStream) -> None:
     message_id = stream.message_id
     await _without_redis_errors("live buffer start", message_id, live.start(message_id))
     await _without_redis_errors(
@@ -442,11 +498,22 @@ async def _stream(stream: ReplyStream) -> Outcome:
             {"type": "message.status", "message": str(stream.message_id), "status": "streaming"},
         ),
     )
-    call = await db(_prepare_call)(stream.reply)
+
+
+async def _relay_after(announced: asyncio.Task, stream: ReplyStream) -> None:
+    await announced
+    await stream.relay()
+
+
+async def _stream(stream: ReplyStream, call: UpstreamCall | None) -> Outcome:
+    # The live buffer and the status event go out while the upstream request
+    # starts; the relay sends no delta before them.
+    announced = asyncio.create_task(_announce_streaming(stream))
     if call is None:
+        await announced
         return Outcome(Message.Status.FAILED, "model_unavailable")
 
-    relay = asyncio.create_task(stream.relay())
+    relay = asyncio.create_task(_relay_after(announced, stream))
     consume = asyncio.create_task(stream.consume(call))
     watch = asyncio.create_task(_watch_cancel(stream.message_id))
     try:

@@ -19,11 +19,21 @@ def get_loop() -> asyncio.AbstractEventLoop:
     with _lock:
         # A forked child inherits the variable but not the thread running it.
         if _loop is None or _loop_pid != os.getpid() or _loop.is_closed():
-            _loop = asyncio.new_event_loop()
+            _loop = _new_loop()
             _loop_pid = os.getpid()
             thread = threading.Thread(target=_loop.run_forever, name="chat-reply-loop", daemon=True)
             thread.start()
         return _loop
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    from django.conf import settings
+
+    if settings.CHAT_WORKER_UVLOOP:
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 def run(coroutine):

@@ -369,6 +369,13 @@ CHAT_CHECKPOINT_SECONDS = env.float("CHAT_CHECKPOINT_SECONDS", 1.0)
 # worker process, and one MGET reads all their stop flags (chat/batching.py).
 CHAT_CHECKPOINT_BATCH = env.bool("CHAT_CHECKPOINT_BATCH", False)
 CHAT_CANCEL_POLL_BATCH = env.bool("CHAT_CANCEL_POLL_BATCH", False)
+# Every CHAT_COALESCE_SECONDS one Redis pipeline sends the pending deltas of
+# every reply of a worker process, instead of a flush per reply; it implies
+# CHAT_CHECKPOINT_BATCH. Best with CHANNEL_LAYER=redis-pubsub, where each
+# reply's delta is then one command.
+CHAT_RELAY_BATCH = env.bool("CHAT_RELAY_BATCH", False)
+# Run the worker's shared event loop on uvloop instead of asyncio's own loop.
+CHAT_WORKER_UVLOOP = env.bool("CHAT_WORKER_UVLOOP", False)
 
 LOGGING = {
     "version": 1,

@@ -234,3 +234,103 @@ async def test_pubsub_layer_relays_group_message(settings):
 
         assert received == {"type": "chat.event", "event": event}
         await layer.group_discard(group_name(conversation_id), channel)
+
+
+def layer_settings(kind, redis_url):
+    if kind == "pubsub":
+        return {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": [redis_url]},
+            }
+        }
+    return {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [redis_url]},
+        }
+    }
+
+
+@pytest.mark.parametrize("kind", ["pubsub", "core"])
+async def test_relay_sends_every_reply(settings, kind):
+    with override_settings(CHANNEL_LAYERS=layer_settings(kind, settings.REDIS_URL)):
+        layer = get_channel_layer()
+        relay = batching.DeltaRelay(3600)
+        streams = [detached_stream() for _ in range(3)]
+        listeners = []
+        for stream in streams:
+            await live.start(stream.message_id)
+            channel = await layer.new_channel()
+            await layer.group_add(group_name(stream.conversation_id), channel)
+            listeners.append(channel)
+            relay.add(stream)
+        streams[0].add(ReasoningDelta("think"))
+        streams[0].add(ContentDelta("answer"))
+        streams[1].add(ContentDelta("only"))
+
+        assert await relay.flush() == 2
+
+        first = [await asyncio.wait_for(layer.receive(listeners[0]), 5) for _ in range(2)]
+        assert [(m["event"]["type"], m["event"]["seq"], m["event"]["text"]) for m in first] == [
+            ("reasoning.delta", 1, "think"),
+            ("content.delta", 2, "answer"),
+        ]
+        second = await asyncio.wait_for(layer.receive(listeners[1]), 5)
+        assert second["event"]["text"] == "only"
+        assert await live.read(streams[0].message_id) == live.LiveState(2, "think", "answer")
+        assert await live.read(streams[2].message_id) == live.LiveState(0, "", "")
+        for stream in streams:
+            relay.discard(stream)
+            await live.finish(stream.message_id)
+
+
+async def test_relay_restores_lost_buffer(settings):
+    with override_settings(CHANNEL_LAYERS=layer_settings("pubsub", settings.REDIS_URL)):
+        layer = get_channel_layer()
+        relay = batching.DeltaRelay(3600)
+        stream = detached_stream()
+        channel = await layer.new_channel()
+        await layer.group_add(group_name(stream.conversation_id), channel)
+        relay.add(stream)
+        await live.start(stream.message_id)
+        stream.add(ContentDelta("Hello "))
+        await relay.flush()
+        await asyncio.wait_for(layer.receive(channel), 5)
+
+        # Redis restarted without persistence: every key of the reply is gone.
+        await live.client().delete(*live._keys(stream.message_id))
+        stream.add(ContentDelta("world"))
+        await relay.flush()
+
+        received = await asyncio.wait_for(layer.receive(channel), 5)
+        assert (received["event"]["seq"], received["event"]["text"]) == (2, "world")
+        assert await live.read(stream.message_id) == live.LiveState(2, "", "Hello world")
+        relay.discard(stream)
+        await live.finish(stream.message_id)
+
+
+async def test_relay_batch_streams_reply(owner, settings):
+    settings.CHAT_RELAY_BATCH = True
+    settings.CHAT_CHECKPOINT_SECONDS = 0.1
+    settings.CHAT_COALESCE_SECONDS = 0.02
+    reply = await sync_to_async(streaming_reply)(owner)
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(group_name(reply.conversation_id), channel)
+    await live.start(reply.id)
+    stream = ReplyStream(reply)
+    relay = asyncio.create_task(stream.relay())
+    stream.add(ContentDelta("first "))
+    await asyncio.sleep(0.3)
+    stream.add(ContentDelta("second"))
+    stream.close()
+    await relay
+    await stream.flush()
+
+    texts = [(await asyncio.wait_for(layer.receive(channel), 5))["event"] for _ in range(2)]
+    assert [(event["seq"], event["text"]) for event in texts] == [(1, "first "), (2, "second")]
+    stored = await Message.objects.aget(pk=reply.id)
+    # The checkpoint writer ran while the reply streamed.
+    assert stored.content == "first "
+    await live.finish(reply.id)
