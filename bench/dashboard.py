@@ -265,11 +265,13 @@ def seed(args):
     print(f"seeded in {time.perf_counter() - started:.1f} s", flush=True)
 
 
-def trigger_cost(inserts=2000):
-    """Return the mean milliseconds of one ledger insert, with and without the rollup trigger.
+def trigger_cost(inserts=1000, rounds=3):
+    """Return the mean milliseconds of one ledger insert, without and with the rollup trigger.
 
-    Each insert is its own transaction, as when a reply ends. The rows are
-    deleted again afterwards (through the trigger, so the rollups stay exact).
+    Each insert is its own transaction, as when a reply ends. The two states
+    alternate for `rounds` rounds after a warm-up, so a busy moment on the
+    machine does not land on one state only. Every row is deleted again in
+    the trigger state it was inserted in, so the rollups stay exact.
     """
     from django.db import connection
 
@@ -277,12 +279,9 @@ def trigger_cost(inserts=2000):
 
     model = ChatModel.objects.get(slug="flash")
     user_id = UsageRecord.objects.values_list("user_id", flat=True).first()
-    result = {}
-    for state in ("DISABLE", "ENABLE"):
-        with connection.cursor() as cursor:
-            cursor.execute(f"ALTER TABLE chat_usagerecord {state} TRIGGER dashboard_rollup")
-        started = time.perf_counter()
-        created = [
+
+    def insert_rows(count):
+        return [
             UsageRecord.objects.create(
                 user_id=user_id,
                 plan="free",
@@ -297,16 +296,25 @@ def trigger_cost(inserts=2000):
                 time_to_first_token_ms=900,
                 duration_ms=5000,
             ).pk
-            for _index in range(inserts)
+            for _index in range(count)
         ]
-        result[state] = (time.perf_counter() - started) * 1000 / inserts
-        if state == "DISABLE":
-            # Rows inserted without the trigger are not in the rollups; delete them the same way.
+
+    def set_trigger(state):
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE chat_usagerecord {state} TRIGGER dashboard_rollup")
+
+    UsageRecord.objects.filter(pk__in=insert_rows(200)).delete()
+    spent = {"DISABLE": 0.0, "ENABLE": 0.0}
+    for _round in range(rounds):
+        for state in spent:
+            set_trigger(state)
+            started = time.perf_counter()
+            created = insert_rows(inserts)
+            spent[state] += time.perf_counter() - started
             UsageRecord.objects.filter(pk__in=created).delete()
-    with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE chat_usagerecord ENABLE TRIGGER dashboard_rollup")
-    UsageRecord.objects.filter(pk__in=created).delete()
-    return result["DISABLE"], result["ENABLE"]
+    set_trigger("ENABLE")
+    per_insert = {state: total * 1000 / (inserts * rounds) for state, total in spent.items()}
+    return per_insert["DISABLE"], per_insert["ENABLE"]
 
 
 def pages(some_user):
@@ -399,15 +407,18 @@ def main():
         with connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM chat_usagerecord")
             rows = cursor.fetchone()[0]
-        print(f"\n{rows} ledger rows over {args.days} days, {args.runs} timed runs per page\n")
+        print(f"\n{rows} ledger rows over {args.days} days, {args.runs} timed runs per page")
+        # Other work on the machine slows the pages down; the load shows how much there was.
+        print("load average before: {:.1f} {:.1f} {:.1f}\n".format(*os.getloadavg()))
         print("| page | p50 ms | p95 ms | max ms |")
         print("| --- | --- | --- | --- |")
         for name, (p50, p95, worst) in time_pages(args):
             print(f"| {name} | {p50:.0f} | {p95:.0f} | {worst:.0f} |", flush=True)
+        print("\nload average after: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
         without, with_trigger = trigger_cost()
         print(
             f"\nOne ledger insert: {without:.2f} ms without the rollup trigger, "
-            f"{with_trigger:.2f} ms with it (mean of 2000, one transaction each)"
+            f"{with_trigger:.2f} ms with it (mean of 3000 each, one transaction each)"
         )
     finally:
         if not args.keep:

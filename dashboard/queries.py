@@ -558,12 +558,19 @@ def spend_today(scope, now=None) -> SpendToday:
 
     The day is the quota day, as the caps count it. The forecast assumes the
     rest of the day spends at the average rate so far: spend / elapsed x day.
+    The sums come from the day's UsageDaily rows while the rollups are current.
     """
     now = now or timezone.now()
-    start = day_start(quotas.quota_day(now))
+    day = quotas.quota_day(now)
+    start = day_start(day)
     end = quotas.next_reset(now)
     elapsed = (now - start) / (end - start)
-    today = UsageRecord.objects.filter(created_at__gte=start, created_at__lt=end)
+    if rollups.is_current():
+        today = UsageDaily.objects.filter(day=day)
+        team_field = "team_key"
+    else:
+        today = UsageRecord.objects.filter(created_at__gte=start, created_at__lt=end)
+        team_field = "team_id"
 
     def forecast(spent):
         if elapsed <= 0:
@@ -571,7 +578,8 @@ def spend_today(scope, now=None) -> SpendToday:
         return (spent / Decimal(repr(elapsed))).quantize(Decimal("0.0001"))
 
     def spent_of(records):
-        return records.aggregate(total=_cost())["total"]
+        # Both tables name the column cost_usd.
+        return records.aggregate(total=_cost("cost_usd"))["total"]
 
     lines = []
     if scope.is_staff:
@@ -583,6 +591,6 @@ def spend_today(scope, now=None) -> SpendToday:
             spent = spent_of(records)
             lines.append(SpendLine(cap.name, plans, cap.amount_usd, spent, forecast(spent)))
     else:
-        spent = spent_of(today.filter(team_id__in=scope.team_ids))
+        spent = spent_of(today.filter(**{f"{team_field}__in": scope.team_ids}))
         lines.append(SpendLine("", [], None, spent, forecast(spent)))
     return SpendToday(start, end, elapsed, lines)

@@ -15,6 +15,7 @@ from chat.models import UsageRecord
 from dashboard import latency, metrics, queries, rollups
 from dashboard.filters import Filters, period_for
 from dashboard.models import LatencyDaily, RollupState, UsageDaily
+from dashboard.scope import Scope
 from tests.dashboard.seed import seed
 
 pytestmark = pytest.mark.django_db
@@ -198,3 +199,14 @@ def test_percentiles_with_ties_and_edges(ledger):
         p50, p95 = cursor.fetchone()
     assert found["ttft_p50"] == pytest.approx(p50)
     assert found["ttft_p95"] == pytest.approx(p95)
+
+
+def test_spend_today_same_from_both_paths(ledger):
+    staff = Scope(is_staff=True, team_ids=frozenset())
+    team_admin = Scope(is_staff=False, team_ids=frozenset({ledger.team.pk}))
+    for scope in (staff, team_admin):
+        rolled = queries.spend_today(scope, now=ledger.now)
+        with ledger_only():
+            raw = queries.spend_today(scope, now=ledger.now)
+        assert rolled == raw
+        assert rolled.lines[0].spent > 0
