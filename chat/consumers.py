@@ -11,16 +11,17 @@ import uuid
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.http import HttpRequest
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from accounts import quotas
 from accounts.guests import scope_ip
 
-from . import live, services
+from . import branches, live, services
 from .errors import REQUEST_ERRORS, ChatError
 from .events import broadcast, done_event, group_name
 from .models import Message
+from .tree import Branch
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         try:
             frame = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):
+            # RecursionError: nesting deeper than the parser's stack allows.
             await self.send_error("invalid_input", _("The frame is not valid JSON."))
             return
         if not isinstance(frame, dict):
@@ -64,30 +66,34 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             return
 
+        frame_type = frame.get("type")
         handler = {
             "conversation.open": self.open_conversation,
             "message.send": self.send_message,
             "message.stop": self.stop_message,
-        }.get(frame.get("type"))
+            "message.regenerate": self.regenerate_message,
+            "message.edit": self.edit_message,
+        }.get(frame_type if isinstance(frame_type, str) else None)
         if handler is None:
             await self.send_error(
                 "invalid_input",
                 _(
                     "Unknown frame type %(type)s; expected conversation.open, "
-                    "message.send or message.stop."
+                    "message.send, message.stop, message.regenerate or message.edit."
                 )
                 % {"type": repr(str(frame.get("type"))[:50])},
             )
             return
 
         try:
+            _check_text_fields(frame)
             await handler(frame)
         except ChatError as error:
             await self.send_error(
                 error.code,
                 error.detail,
                 retry_after=error.retry_after,
-                client_id=frame.get("client_id") if frame.get("type") == "message.send" else None,
+                client_id=frame.get("client_id") if frame.get("type") in SEND_TYPES else None,
             )
         except Exception:
             logger.exception("Frame %s from user %s failed", frame.get("type"), self.user.pk)
@@ -137,9 +143,44 @@ class ChatConsumer(AsyncWebsocketConsumer):
             model_slug=frame.get("model"),
             client_ip=scope_ip(self.scope),
             team_choice=frame.get("team", services.DEFAULT_TEAM),
+            branch=_branch_of_send(frame, conversation_id),
         )
-        if accepted.conversation.id != (conversation_id or new_conversation_id):
-            await self.subscribe(accepted.conversation.id)
+        await self.announce_accepted(accepted, client_id)
+
+    async def regenerate_message(self, frame):
+        client_id = _parse_uuid(frame.get("client_id"), "client_id")
+        reply_id = _parse_uuid(frame.get("message"), "message")
+        reply = await database_sync_to_async(services.get_reply_for_user)(self.user, reply_id)
+        await self.subscribe(reply.conversation_id)
+        accepted = await database_sync_to_async(branches.regenerate)(
+            self.user,
+            reply_id=reply_id,
+            client_id=client_id,
+            model_slug=frame.get("model"),
+            client_ip=scope_ip(self.scope),
+        )
+        await self.announce_accepted(accepted, client_id)
+
+    async def edit_message(self, frame):
+        client_id = _parse_uuid(frame.get("client_id"), "client_id")
+        message_id = _parse_uuid(frame.get("message"), "message")
+        conversation_id = await database_sync_to_async(branches.conversation_of_question)(
+            self.user, message_id
+        )
+        await self.subscribe(conversation_id)
+        accepted = await database_sync_to_async(branches.edit)(
+            self.user,
+            message_id=message_id,
+            content=frame.get("content"),
+            client_id=client_id,
+            model_slug=frame.get("model"),
+            client_ip=scope_ip(self.scope),
+        )
+        await self.announce_accepted(accepted, client_id)
+
+    async def announce_accepted(self, accepted, client_id):
+        """Send `message.accepted` to this socket, then to the conversation's other sockets."""
+        await self.subscribe(accepted.conversation.id)
         event = {
             "type": "message.accepted",
             "client_id": str(client_id),
@@ -200,6 +241,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "content": state.content,
                 "error": reply.error(),
                 "thinking_seconds": reply.thinking_seconds(),
+                # The page's reasoning timer counts from these on the server's clock.
+                "reasoning_started_at": _iso(reply.first_token_at),
+                "answer_started_at": _iso(reply.answer_started_at),
+                "server_time": timezone.now().isoformat(),
             }
         )
 
@@ -214,6 +259,42 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def send_json(self, content):
         await self.send(text_data=json.dumps(content, ensure_ascii=False))
+
+
+def _check_text_fields(frame):
+    """Reject NUL characters and lone surrogates, which PostgreSQL cannot store.
+
+    `content` gets its own message about NUL from `services.validate_content`.
+    """
+    for key, value in frame.items():
+        if not isinstance(value, str):
+            continue
+        # The name goes back in the error, so it must be valid UTF-8 itself.
+        name = key[:40].encode("utf-8", "backslashreplace").decode("utf-8")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ChatError(
+                "invalid_input",
+                _("`%(field)s` is not valid Unicode text (it contains a lone surrogate).")
+                % {"field": name},
+            ) from None
+        if "\x00" in value and key != "content":
+            raise ChatError(
+                "invalid_input",
+                _("`%(field)s` contains a NUL character; remove it.") % {"field": name},
+            )
+
+
+# Frames that store a message; an error answering one carries its client_id.
+SEND_TYPES = frozenset({"message.send", "message.regenerate", "message.edit"})
+
+
+def _branch_of_send(frame, conversation_id):
+    """Return where a `message.send` attaches: after `parent`, or None for the newest message."""
+    if conversation_id is None or frame.get("parent") is None:
+        return None
+    return Branch(parent_id=_parse_uuid(frame["parent"], "parent"))
 
 
 def _parse_uuid(value, field_name):
@@ -236,3 +317,7 @@ def language_from_scope(scope) -> str:
     headers = dict(scope.get("headers", []))
     request.META["HTTP_ACCEPT_LANGUAGE"] = headers.get(b"accept-language", b"").decode("latin-1")
     return translation.get_language_from_request(request)
+
+
+def _iso(moment):
+    return moment.isoformat() if moment else None
