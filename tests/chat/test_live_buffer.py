@@ -1,10 +1,11 @@
-"""The live buffer in Redis survives Redis losing it: the worker writes it again."""
+"""The worker's live relay: a lost Redis buffer is rewritten, a broken watcher is no stop."""
 
 import asyncio
+import uuid
 
 import pytest
 
-from chat import live
+from chat import live, replies
 from chat.models import Message
 from chat.replies import ReplyStream
 from chat.stream_parser import ContentDelta, ReasoningDelta
@@ -60,3 +61,36 @@ async def test_flush_survives_redis_error(owner, monkeypatch):
     assert stream.seq == 2
     assert await live.read(reply.id) == live.LiveState(2, "", "kept anyway")
     await live.finish(reply.id)
+
+
+def accepted_reply(owner):
+    from chat import services
+
+    accepted = services.accept_message(
+        owner,
+        conversation_id=None,
+        new_conversation_id=uuid.uuid4(),
+        content="a question",
+        client_id=uuid.uuid4(),
+    )
+    return accepted.assistant_message
+
+
+async def test_broken_cancel_watch_not_a_stop(owner, monkeypatch):
+    reply = await asyncio.to_thread(accepted_reply, owner)
+
+    async def watch_breaks(message_id):
+        raise RuntimeError("the cancel watcher broke")
+
+    async def upstream_silent(self, call):
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(replies, "_watch_cancel", watch_breaks)
+    monkeypatch.setattr(ReplyStream, "consume", upstream_silent)
+
+    await replies.run_reply(reply.id)
+
+    stored = await asyncio.to_thread(Message.objects.get, pk=reply.pk)
+    # Nobody pressed Stop: the reply must not end as if someone had.
+    assert stored.status == Message.Status.FAILED
+    assert stored.error_code == "internal_error"
