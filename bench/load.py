@@ -79,6 +79,21 @@ SIMULATOR_CODE = (
     "from chat.simulator.cli import main; main(sys.argv[1:])"
 )
 
+# Runs uvicorn under cProfile; SIGUSR1 writes the profile and ends the process
+# (uvicorn re-raises SIGTERM after its shutdown, so an exit hook never runs).
+PROFILE_CODE = """
+import cProfile, os, runpy, signal, sys
+profile = cProfile.Profile()
+def dump(*_):
+    profile.disable()
+    profile.dump_stats({path!r})
+    os._exit(0)
+signal.signal(signal.SIGUSR1, dump)
+sys.argv = sys.argv[1:]
+profile.enable()
+runpy.run_module("uvicorn", run_name="__main__")
+"""
+
 
 # ----------------------------------------------------------------------------- processes
 
@@ -190,10 +205,15 @@ class Stack:
     simulator_url: str
     web_urls: list[str]
     processes: dict[str, Process] = field(default_factory=dict)
+    profiled: bool = False
 
     def stop(self, names=None):
         for name, process in list(self.processes.items()):
             if names is None or name in names:
+                if self.profiled and name.startswith("web") and process.popen.poll() is None:
+                    os.kill(process.pid, signal.SIGUSR1)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        process.popen.wait(timeout=30)
                 process.stop()
 
 
@@ -251,7 +271,7 @@ def start_stack(args, database_url, redis_url, log_dir, clients) -> Stack:
     sim_port = free_port()
     simulator_url = f"http://127.0.0.1:{sim_port}"
     env = base_env(args, database_url, redis_url, simulator_url)
-    stack = Stack(simulator_url=simulator_url, web_urls=[])
+    stack = Stack(simulator_url=simulator_url, web_urls=[], profiled=args.profile_web)
     try:
         simulator = Process(
             "simulator",
@@ -301,10 +321,13 @@ def start_stack(args, database_url, redis_url, log_dir, clients) -> Stack:
             stack.processes[worker.name] = worker
         for index in range(args.web_processes):
             port = free_port()
+            launcher = ["-m", "uvicorn"]
+            if args.profile_web:
+                profile_path = Path(log_dir) / f"web{index + 1}.prof"
+                launcher = ["-c", PROFILE_CODE.format(path=str(profile_path)), "uvicorn"]
             command = [
                 sys.executable,
-                "-m",
-                "uvicorn",
+                *launcher,
                 "chatsite.asgi:application",
                 "--host",
                 "127.0.0.1",
@@ -1060,6 +1083,9 @@ def main():
         "--uvicorn-option", action="append", default=[], help="extra uvicorn argument"
     )
     parser.add_argument("--no-baseline", dest="baseline", action="store_false")
+    parser.add_argument(
+        "--profile-web", action="store_true", help="run web processes under cProfile (slower)"
+    )
     parser.add_argument("--no-deflate", action="store_true", help="clients refuse compression")
     parser.add_argument("--prefix-conversations", type=int, default=10)
     parser.add_argument("--prefix-turns", type=int, default=3)

@@ -248,6 +248,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             }
         )
 
+    async def dispatch(self, message):
+        # Channels closes stale database connections before every handler, a
+        # hop to the one thread that runs database calls; relayed events touch
+        # no database, so they skip it and do not queue behind sends.
+        if message["type"] == "chat.event":
+            await self.chat_event(message)
+            return
+        await super().dispatch(message)
+
     async def chat_event(self, message):
         await self.send_json(message["event"])
 

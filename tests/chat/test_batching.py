@@ -334,3 +334,33 @@ async def test_relay_batch_streams_reply(owner, settings):
     # The checkpoint writer ran while the reply streamed.
     assert stored.content == "first "
     await live.finish(reply.id)
+
+
+async def test_relayed_event_skips_connection_cleanup(owner, owner_cookie, monkeypatch):
+    import channels.consumer
+
+    from tests.chat.websocket import connect, receive
+
+    cleanups = []
+
+    async def count_cleanup():
+        cleanups.append(1)
+
+    conversation = await sync_to_async(make_conversation)(owner)
+    communicator = await connect(owner_cookie)
+    await communicator.send_json_to(
+        {"type": "conversation.open", "conversation": str(conversation.id)}
+    )
+    await asyncio.sleep(0.5)
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", count_cleanup)
+
+    event = {"type": "content.delta", "message": "m", "seq": 1, "text": "hi"}
+    await broadcast(conversation.id, event)
+    assert await receive(communicator) == event
+    assert cleanups == []
+
+    # A frame from the browser still gets the cleanup before its handler.
+    await communicator.send_json_to({"type": "message.stop", "message": str(uuid.uuid4())})
+    assert (await receive(communicator))["type"] == "error"
+    assert cleanups == [1]
+    await communicator.disconnect()
