@@ -1,6 +1,7 @@
 from .catalog import ChatModel, Endpoint, ModelPrice
 from .conversations import Conversation, Message
 from .preferences import Preferences, SiteSettings
+from .sharing import ShareLink
 from .usage import UsageRecord
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "Message",
     "ModelPrice",
     "Preferences",
+    "ShareLink",
     "SiteSettings",
     "UsageRecord",
 ]
