@@ -53,3 +53,25 @@ def _message_in(conversation, message_id, field_name) -> Message:
             "not_found",
             _("The message in `%(field)s` is not in this conversation.") % {"field": field_name},
         ) from None
+
+
+def with_parents(messages):
+    """Give messages stored without a parent their predecessor as parent, for the page's tree.
+
+    Messages stored by accept_message always have a parent, except a first
+    question and its edited versions. Messages written some other way (the
+    admin, scripts, test factories) have none and read as one linear chain.
+    """
+    previous = None
+    for message in messages:
+        if message["parent"] is None and previous is not None:
+            legacy_reply = message["role"] == "assistant"
+            follows_legacy = previous["role"] == "assistant" and previous["legacy"]
+            if legacy_reply or follows_legacy:
+                message["parent"] = previous["id"]
+                message["legacy"] = True
+        message.setdefault("legacy", message["parent"] is None and message["role"] == "assistant")
+        previous = message
+    for message in messages:
+        message.pop("legacy")
+    return messages

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import conversation_api, staff_views, views
+from . import conversation_api, sharing, staff_views, views
 
 app_name = "chat"
 
@@ -24,4 +24,15 @@ urlpatterns = [
         conversation_api.conversation_restore,
         name="conversation_restore",
     ),
+    path(
+        "api/conversations/<uuid:conversation_id>/share/",
+        sharing.share_link,
+        name="share_link",
+    ),
+    path(
+        "api/conversations/<uuid:conversation_id>/share/revoke/",
+        sharing.share_revoke,
+        name="share_revoke",
+    ),
+    path("shared/<str:token>/", sharing.shared_page, name="shared"),
 ]

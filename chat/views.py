@@ -9,10 +9,11 @@ from accounts import quotas
 from accounts.guests import login_or_guest
 from teams.access import teams_of
 
-from . import catalog, conversation_api
+from . import catalog, conversation_api, sharing
 from .errors import REPLY_ERRORS, REQUEST_ERRORS, ChatError
 from .models import Conversation, Preferences
 from .services import get_conversation_for_user, interrupt_stale_replies
+from .tree import with_parents
 
 SIDEBAR_CONVERSATIONS = 100
 TEAM_SHARED_CONVERSATIONS = 20
@@ -39,7 +40,7 @@ def _chat_page(request, conversation):
     )[:SIDEBAR_CONVERSATIONS]
     messages = []
     if conversation is not None:
-        messages = _with_parents([m.as_event_dict() for m in conversation.messages.all()])
+        messages = with_parents([m.as_event_dict() for m in conversation.messages.all()])
     models = list(catalog.available_models(request.user))
     preferences = Preferences.for_user(request.user)
     selected = _selected_model(request.user, conversation)
@@ -70,6 +71,7 @@ def _chat_page(request, conversation):
         "csrfToken": get_token(request),
         "reasoningPanel": preferences.effective_reasoning_panel(),
         "sendKey": preferences.send_key,
+        "share": sharing.share_state(request, conversation) if conversation else None,
     }
     return render(
         request,
@@ -101,28 +103,6 @@ def _team_context(user, conversation):
         .order_by("-updated_at")[:TEAM_SHARED_CONVERSATIONS]
     )
     return {"teams": teams, "selected_team": selected, "team_shared": shared}
-
-
-def _with_parents(messages):
-    """Give messages stored without a parent their predecessor as parent, for the page's tree.
-
-    Messages stored by accept_message always have a parent, except a first
-    question and its edited versions. Messages written some other way (the
-    admin, scripts, test factories) have none and read as one linear chain.
-    """
-    previous = None
-    for message in messages:
-        if message["parent"] is None and previous is not None:
-            legacy_reply = message["role"] == "assistant"
-            follows_legacy = previous["role"] == "assistant" and previous["legacy"]
-            if legacy_reply or follows_legacy:
-                message["parent"] = previous["id"]
-                message["legacy"] = True
-        message.setdefault("legacy", message["parent"] is None and message["role"] == "assistant")
-        previous = message
-    for message in messages:
-        message.pop("legacy")
-    return messages
 
 
 def _selected_model(user, conversation):
@@ -186,6 +166,10 @@ def _page_strings():
         "quotaLeftOne": _("1 message left today, resets at %(time)s"),
         "quotaNone": _("No messages left today; the count resets at %(time)s"),
         "blockedFor": _("Sending is possible again in %(seconds)s s."),
+        "shareCreated": _("Link created. Anyone with it can read this conversation."),
+        "shareUpdated": _("Saved. The link stays the same."),
+        "shareRevoked": _("Link revoked. It now shows a “not available” page."),
+        "linkCopied": _("Link copied."),
         "notSentQuota": _(
             "Not sent: today's messages are used up. Your text stays here; send it after %(time)s."
         ),

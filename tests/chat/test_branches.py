@@ -252,7 +252,7 @@ def test_path_items_stop_at_cycle():
 
 
 def test_page_links_parentless_messages():
-    from chat.views import _with_parents
+    from chat.tree import with_parents
 
     messages = [
         {"id": "q1", "role": "user", "parent": None},
@@ -261,13 +261,13 @@ def test_page_links_parentless_messages():
         {"id": "a2", "role": "assistant", "parent": None},
     ]
 
-    linked = _with_parents(messages)
+    linked = with_parents(messages)
 
     assert [message["parent"] for message in linked] == [None, "q1", "a1", "q2"]
 
 
 def test_page_keeps_edited_first_question_root():
-    from chat.views import _with_parents
+    from chat.tree import with_parents
 
     messages = [
         {"id": "q1", "role": "user", "parent": None},
@@ -276,6 +276,6 @@ def test_page_keeps_edited_first_question_root():
         {"id": "a1b", "role": "assistant", "parent": "q1b"},
     ]
 
-    linked = _with_parents(messages)
+    linked = with_parents(messages)
 
     assert [message["parent"] for message in linked] == [None, "q1", None, "q1b"]
