@@ -399,8 +399,11 @@ def migrate(env, log_dir):
         raise SystemExit(f"migrate failed; see {log_dir}/migrate.log")
 
 
-def make_users(count) -> list[str]:
-    """Create `count` users with sessions; return their session cookies."""
+def make_users(count, staff=False) -> list[str]:
+    """Create `count` users with sessions; return their session cookies.
+
+    Staff users have no per-minute cap, which the multi-turn phase needs.
+    """
     from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.sessions.backends.db import SessionStore
@@ -409,7 +412,7 @@ def make_users(count) -> list[str]:
 
     users = []
     for index in range(count):
-        user = User(email=f"load-{index}-{uuid.uuid4().hex[:8]}@example.com")
+        user = User(email=f"load-{index}-{uuid.uuid4().hex[:8]}@example.com", is_staff=staff)
         user.set_unusable_password()
         users.append(user)
     users = User.objects.bulk_create(users)
@@ -816,7 +819,7 @@ async def run_site(args, stack, run_id, cookies, sampler) -> dict:
     return result
 
 
-async def run_prefix(args, stack, run_id, cookies) -> dict:
+async def run_prefix(stack, marker, cookies, turns) -> dict:
     """Send several turns per conversation; measure how much of each request the next repeats."""
     url = stack.web_urls[0]
     ws_url = url.replace("http", "ws", 1) + "/ws/chat/"
@@ -826,9 +829,9 @@ async def run_prefix(args, stack, run_id, cookies) -> dict:
         async with websockets.connect(
             ws_url, additional_headers={"Cookie": cookie, "Origin": url}, open_timeout=60
         ) as socket_:
-            for turn in range(args.prefix_turns):
+            for turn in range(turns):
                 content = (
-                    f"Prefix check {run_id} conversation {index} turn {turn}: "
+                    f"{marker}conversation {index} turn {turn}: "
                     "explain it once more, with an example.\n"
                     "[sim rate=0 reasoning=20 answer=60]"
                 )
@@ -854,7 +857,7 @@ async def run_prefix(args, stack, run_id, cookies) -> dict:
 
     await asyncio.gather(*(conversation(cookie, i) for i, cookie in enumerate(cookies)))
     log = await fetch_log(stack.simulator_url)
-    return prefix_shares(log, f"Prefix check {run_id} ")
+    return prefix_shares(log, marker)
 
 
 def serialize_messages(messages) -> bytes:
@@ -991,14 +994,36 @@ def run_one(args, count, database_url, database_name, redis_url, cookies, log_di
 
 
 def run_prefix_phase(args, database_url, redis_url, cookies, log_dir, run_id) -> dict:
+    """Measure prompt prefix stability: short conversations, then long ones past the budget."""
+    from chat.models import ChatModel
+
     print("\n== prefix: multi-turn conversations ==", flush=True)
     (log_dir / "prefix").mkdir(exist_ok=True)
     count = args.prefix_conversations
     stack = start_stack(args, database_url, redis_url, log_dir / "prefix", count)
+    result = {}
     try:
-        return asyncio.run(run_prefix(args, stack, run_id, cookies[-count:]))
+        short = cookies[-count:]
+        result["short"] = asyncio.run(
+            run_prefix(stack, f"Prefix check {run_id} ", short, args.prefix_turns)
+        )
+        if args.prefix_long_turns:
+            # A small context budget makes the long conversations outgrow it quickly.
+            models = ChatModel.objects.filter(slug="environment")
+            budget = models.get().context_budget_tokens
+            models.update(context_budget_tokens=args.prefix_long_budget)
+            try:
+                long_cookies = short[: max(1, count // 2)]
+                result["long"] = asyncio.run(
+                    run_prefix(
+                        stack, f"Long prefix {run_id} ", long_cookies, args.prefix_long_turns
+                    )
+                )
+            finally:
+                models.update(context_budget_tokens=budget)
     finally:
         stack.stop()
+    return result
 
 
 # ----------------------------------------------------------------------------- report
@@ -1042,11 +1067,10 @@ def print_table(results, args):
             + f"; machine {result['machine_cores_steady']:.2f} cores"
         )
     for result in results:
-        if "prefix" in result:
-            prefix = result["prefix"]
+        for part, prefix in result.get("prefix", {}).items():
             print(
-                f"\nPrompt prefix: {prefix['pairs']} turn pairs; turn n+1 repeats "
-                f"{prefix['share_of_turn_n_mean']:.1%} of turn n's request "
+                f"\nPrompt prefix ({part}): {prefix['pairs']} turn pairs; turn n+1 repeats "
+                f"{prefix['share_of_turn_n_mean']:.1%} of turn n's request on average "
                 f"(minimum {prefix['share_of_turn_n_min']:.1%})"
             )
 
@@ -1089,6 +1113,18 @@ def main():
     parser.add_argument("--no-deflate", action="store_true", help="clients refuse compression")
     parser.add_argument("--prefix-conversations", type=int, default=10)
     parser.add_argument("--prefix-turns", type=int, default=3)
+    parser.add_argument(
+        "--prefix-long-turns",
+        type=int,
+        default=40,
+        help="turns of the long conversations, past the context budget (0: none)",
+    )
+    parser.add_argument(
+        "--prefix-long-budget",
+        type=int,
+        default=2000,
+        help="context budget in tokens while the long conversations run",
+    )
     parser.add_argument(
         "--database-url",
         default=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
@@ -1148,7 +1184,8 @@ def main():
         import django
 
         django.setup()
-        cookies = make_users(max(args.clients) + args.prefix_conversations)
+        cookies = make_users(max(args.clients))
+        cookies += make_users(args.prefix_conversations, staff=True)
         from django.db import connections
 
         connections.close_all()

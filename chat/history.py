@@ -28,13 +28,18 @@ def estimate_tokens(text: str) -> int:
     return cjk + math.ceil((len(text) - cjk) / 4)
 
 
-def build_history(items: Iterable[HistoryItem], budget_tokens: int) -> list[dict]:
+def build_history(
+    items: Iterable[HistoryItem], budget_tokens: int, trim_step: float = 0.0
+) -> list[dict]:
     """Return upstream messages for `items`, oldest first, ending with a user message.
 
     A user message whose reply has no content (failed, or stopped before any
     output) is left out with that reply: the person moved on from it, and
     the next message must not be read as a continuation of it. So two user
     messages never follow each other.
+
+    `trim_step` (a fraction of the budget, 0 to drop as little as possible)
+    makes trimming drop turns in steps; see `_trim_to_budget`.
     """
     messages: list[dict] = []
     for item in items:
@@ -51,10 +56,10 @@ def build_history(items: Iterable[HistoryItem], budget_tokens: int) -> list[dict
         messages.pop(0)
     while messages and messages[-1]["role"] != "user":
         messages.pop()
-    return _trim_to_budget(messages, budget_tokens)
+    return _trim_to_budget(messages, budget_tokens, trim_step)
 
 
-def _trim_to_budget(messages: list[dict], budget_tokens: int) -> list[dict]:
+def _trim_to_budget(messages: list[dict], budget_tokens: int, trim_step: float) -> list[dict]:
     # Turns start at each user message; the last turn is always kept.
     turns = []
     for message in messages:
@@ -72,7 +77,29 @@ def _trim_to_budget(messages: list[dict], budget_tokens: int) -> list[dict]:
     while first < len(turns) - 1 and total > budget_tokens:
         total -= costs[first]
         first += 1
+    if first and trim_step > 0:
+        first = _stable_cut(costs, first, max(1, int(budget_tokens * trim_step)))
     return [message for turn in turns[first:] for message in turn]
+
+
+def _stable_cut(costs: list[int], first: int, step: int) -> int:
+    """Return the first turn to keep: `first`, or a later turn that stays put for longer.
+
+    Dropping as little as possible moves the start of the history with every
+    new turn once a conversation outgrows the budget, so no request repeats
+    the previous one as a prefix and the server's prompt cache never hits.
+    Cuts are made only where the tokens before a turn, counted from the
+    start of the conversation, pass a multiple of `step`. Those counts do
+    not change as the conversation grows, so the cut stays at the same turn
+    until the conversation has grown by about `step` tokens, at the price of
+    sending up to `step` fewer tokens of history.
+    """
+    before = sum(costs[:first])
+    for index in range(first, len(costs)):
+        if index == len(costs) - 1 or (before - costs[index - 1]) // step != before // step:
+            return index
+        before += costs[index]
+    return first
 
 
 def path_items(messages: Iterable, leaf_id) -> list[HistoryItem]:

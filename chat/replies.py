@@ -99,7 +99,9 @@ def _prepare_call(reply: Message) -> UpstreamCall | None:
         items = [
             HistoryItem(role, content) for role, content in earlier.values_list("role", "content")
         ]
-    messages = build_history(items, model.context_budget_tokens)
+    messages = build_history(
+        items, model.context_budget_tokens, trim_step=settings.CHAT_CONTEXT_TRIM_STEP
+    )
 
     # DeepSeek isolates abuse per end user by `user_id`; other servers get nothing.
     user_id = None

@@ -359,6 +359,15 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", "chatsite <noreply@localhost>
 CHAT_MAX_INPUT_CHARS = env.int("CHAT_MAX_INPUT_CHARS", 20_000)
 # Estimated tokens of history sent upstream; older turns are dropped whole.
 CHAT_CONTEXT_BUDGET_TOKENS = env.int("CHAT_CONTEXT_BUDGET_TOKENS", 48_000)
+# Past the budget, history is cut only where the tokens before a turn pass a
+# multiple of this share of the budget, so the start of the history (and the
+# server's prompt cache) stays put for many turns. 0 drops as little as possible.
+CHAT_CONTEXT_TRIM_STEP = env.float("CHAT_CONTEXT_TRIM_STEP", 0.25)
+if not 0 <= CHAT_CONTEXT_TRIM_STEP < 1:
+    raise ImproperlyConfigured(
+        f"CHAT_CONTEXT_TRIM_STEP={CHAT_CONTEXT_TRIM_STEP} must be at least 0 and below 1, "
+        "such as 0.25."
+    )
 CHAT_MAX_OUTPUT_TOKENS = env.int("CHAT_MAX_OUTPUT_TOKENS", 0) or None
 # Deltas are gathered for this long before one event goes to the browser, or
 # until this many characters are pending (0: no size limit).
@@ -367,8 +376,8 @@ CHAT_COALESCE_MAX_CHARS = env.int("CHAT_COALESCE_MAX_CHARS", 0)
 CHAT_CHECKPOINT_SECONDS = env.float("CHAT_CHECKPOINT_SECONDS", 1.0)
 # One transaction an interval writes the checkpoints of every reply of a
 # worker process, and one MGET reads all their stop flags (chat/batching.py).
-CHAT_CHECKPOINT_BATCH = env.bool("CHAT_CHECKPOINT_BATCH", False)
-CHAT_CANCEL_POLL_BATCH = env.bool("CHAT_CANCEL_POLL_BATCH", False)
+CHAT_CHECKPOINT_BATCH = env.bool("CHAT_CHECKPOINT_BATCH", True)
+CHAT_CANCEL_POLL_BATCH = env.bool("CHAT_CANCEL_POLL_BATCH", True)
 # Every CHAT_COALESCE_SECONDS one Redis pipeline sends the pending deltas of
 # every reply of a worker process, instead of a flush per reply; it implies
 # CHAT_CHECKPOINT_BATCH. Best with CHANNEL_LAYER=redis-pubsub, where each
