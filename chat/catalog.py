@@ -152,7 +152,7 @@ def upstream_config(model: ChatModel) -> UpstreamConfig:
         model=model_id_for(model),
         reasoning_format=ReasoningFormat(model.reasoning_format),
         extra_body=extra_body,
-        timeouts=Timeouts(connect=endpoint.connect_timeout, read=endpoint.read_timeout),
+        timeouts=Timeouts(connect=endpoint.connect_timeout, read=endpoint.resolved_read_timeout()),
         max_retries=settings.UPSTREAM_MAX_RETRIES,
         backoff_base=settings.UPSTREAM_BACKOFF_SECONDS,
     )

@@ -83,6 +83,12 @@ class Endpoint(models.Model):
         # process, so changing DEEPSEEK_BASE_URL needs no admin work.
         return settings.DEEPSEEK_BASE_URL if self.managed_by_environment else self.base_url
 
+    def resolved_read_timeout(self) -> float:
+        # UPSTREAM_READ_TIMEOUT_SECONDS sets the environment's endpoint, as README says.
+        if self.managed_by_environment:
+            return settings.UPSTREAM_READ_TIMEOUT_SECONDS
+        return self.read_timeout
+
     def api_key(self) -> str:
         """Return the API key from the environment; never store or display it."""
         if self.managed_by_environment:
