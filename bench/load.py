@@ -94,6 +94,33 @@ profile.enable()
 runpy.run_module("uvicorn", run_name="__main__")
 """
 
+# Runs a Celery worker with cProfile on the shared reply loop (chat.runner), and
+# writes the profile after the given seconds; Celery keeps SIGUSR1 for itself.
+PROFILE_WORKER_CODE = """
+import cProfile, os, sys, threading
+import chat.runner as runner
+profile = cProfile.Profile()
+original = runner.get_loop
+enabled = []
+def get_loop():
+    loop = original()
+    if not enabled:
+        enabled.append(loop)
+        loop.call_soon_threadsafe(profile.enable)
+    return loop
+runner.get_loop = get_loop
+def dump():
+    def stop():
+        profile.disable()
+        profile.dump_stats({path!r})
+    if enabled:
+        enabled[0].call_soon_threadsafe(stop)
+threading.Timer({seconds}, dump).start()
+sys.argv = ["celery", *sys.argv[1:]]
+from celery.__main__ import main
+main()
+"""
+
 
 # ----------------------------------------------------------------------------- processes
 
@@ -294,12 +321,20 @@ def start_stack(args, database_url, redis_url, log_dir, clients) -> Stack:
 
         concurrency = args.worker_concurrency or (math.ceil(clients / args.worker_processes) + 20)
         for index in range(args.worker_processes):
+            launcher = ["-m", "celery"]
+            if args.profile_worker:
+                seconds = args.ramp_seconds + 0.8 * (args.reasoning_seconds + args.answer_seconds)
+                if args.baseline:
+                    seconds += args.ramp_seconds + 1.5 * (
+                        args.reasoning_seconds + args.answer_seconds
+                    )
+                path = str(Path(log_dir) / f"worker{index + 1}.prof")
+                launcher = ["-c", PROFILE_WORKER_CODE.format(path=path, seconds=seconds + 10)]
             worker = Process(
                 f"worker{index + 1}",
                 [
                     sys.executable,
-                    "-m",
-                    "celery",
+                    *launcher,
                     "--app",
                     "chatsite",
                     "worker",
@@ -683,27 +718,152 @@ async def baseline_client(client, url, reply: Reply, start_at, deadline):
                     now = time.time()
                     buffer += chunk
                     *events, buffer = buffer.split(b"\n\n")
-                    for block in events:
-                        if not block.startswith(b"data: {"):
-                            if block.startswith(b"data: [DONE]"):
-                                reply.status = "complete"
-                            continue
-                        choices = json.loads(block[6:]).get("choices") or [{}]
-                        delta = choices[0].get("delta") or {}
-                        if delta.get("reasoning_content"):
-                            reply.add(now, 0, delta["reasoning_content"])
-                        if delta.get("content"):
-                            reply.add(now, 1, delta["content"])
+                    add_sse_events(reply, events, now)
     except TimeoutError:
         reply.error = "timed out"
     except httpx.HTTPError as error:
         reply.error = f"http: {error!r}"[:200]
 
 
+def add_sse_events(reply: Reply, events, now) -> None:
+    """Record the tokens of complete SSE events (`data: {...}` blocks) that arrived at `now`."""
+    for block in events:
+        if not block.startswith(b"data: {"):
+            if block.startswith(b"data: [DONE]"):
+                reply.status = "complete"
+            continue
+        choices = json.loads(block[6:]).get("choices") or [{}]
+        delta = choices[0].get("delta") or {}
+        if delta.get("reasoning_content"):
+            reply.add(now, 0, delta["reasoning_content"])
+        if delta.get("content"):
+            reply.add(now, 1, delta["content"])
+
+
+class RawStreamReader(asyncio.Protocol):
+    """Reads one streamed completion over HTTP/1.1 with chunked encoding, without a client library.
+
+    httpx costs about 85 us of CPU per event when each event arrives on its
+    own (measured on the benchmark machine), so a thousand streams at 30
+    events a second would need 2.5 cores and the baseline would measure its
+    own backlog. This reader costs a few microseconds per event.
+    """
+
+    def __init__(self, reply: Reply, request: bytes, finished: asyncio.Future):
+        self.reply = reply
+        self.request = request
+        self.finished = finished
+        self.buffer = b""
+        self.body = b""
+        self.headers_done = False
+        self.chunk_left = None  # bytes of the current chunk still to read, None: a size line
+
+    def connection_made(self, transport):
+        self.transport = transport
+        transport.write(self.request)
+
+    def data_received(self, data):
+        now = time.time()
+        self.buffer += data
+        if not self.headers_done:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            status = self.buffer[: self.buffer.find(b"\r\n")]
+            if b" 200 " not in status:
+                self.fail(f"HTTP {status.decode('latin-1')}")
+                return
+            self.buffer = self.buffer[end + 4 :]
+            self.headers_done = True
+        while True:
+            if self.chunk_left is None:
+                end = self.buffer.find(b"\r\n")
+                if end < 0:
+                    break
+                size = int(self.buffer[:end], 16)
+                self.buffer = self.buffer[end + 2 :]
+                if size == 0:
+                    self.take_events(now)
+                    self.done()
+                    return
+                self.chunk_left = size + 2  # the data and its trailing CRLF
+            taken = self.buffer[: self.chunk_left]
+            self.buffer = self.buffer[self.chunk_left :]
+            self.chunk_left -= len(taken)
+            self.body += taken
+            if self.chunk_left:
+                break
+            self.body = self.body[:-2]
+            self.chunk_left = None
+        self.take_events(now)
+
+    def take_events(self, now):
+        *events, self.body = self.body.split(b"\n\n")
+        add_sse_events(self.reply, events, now)
+
+    def fail(self, error):
+        self.reply.error = self.reply.error or error
+        self.done()
+
+    def done(self):
+        if not self.finished.done():
+            self.finished.set_result(None)
+        self.transport.close()
+
+    def connection_lost(self, exc):
+        if not self.finished.done():
+            self.reply.error = self.reply.error or f"connection lost: {exc!r}"
+            self.finished.set_result(None)
+
+
+async def raw_baseline_client(url, reply: Reply, start_at, deadline):
+    await asyncio.sleep(max(0.0, start_at - time.time()))
+    parts = urlsplit(url)
+    body = json.dumps(baseline_body(reply.question)).encode()
+    request = (
+        f"POST /chat/completions HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        "Authorization: Bearer sk-simulator\r\nContent-Type: application/json\r\n"
+        f"Accept: text/event-stream\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    loop = asyncio.get_running_loop()
+    finished = loop.create_future()
+    reply.sent_at = time.time()
+    try:
+        transport, _protocol = await loop.create_connection(
+            lambda: RawStreamReader(reply, request, finished), parts.hostname, parts.port
+        )
+    except OSError as error:
+        reply.error = f"connect: {error!r}"
+        return
+    try:
+        async with asyncio.timeout(max(1.0, deadline - time.time())):
+            await finished
+    except TimeoutError:
+        reply.error = "timed out"
+    finally:
+        transport.close()
+
+
 NO_DEFLATE = False
 
 
 # ----------------------------------------------------------------------------- phases
+
+
+async def watch_loop_lag(lags: list, interval=0.01):
+    """Record how late the clients' event loop wakes up: their own share of the lateness."""
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + interval
+        await asyncio.sleep(interval)
+        lags.append(loop.time() - due)
+
+
+def lag_summary(lags) -> dict:
+    return {
+        "client_loop_lag_p50_ms": percentile(lags, 0.5) * 1000,
+        "client_loop_lag_p99_ms": percentile(lags, 0.99) * 1000,
+    }
 
 
 def ramp_times(count, ramp_seconds, start):
@@ -782,18 +942,29 @@ async def run_baseline(args, stack, run_id, count) -> dict:
     reply_seconds = args.reasoning_seconds + args.answer_seconds
     start = time.time() + 1.0
     deadline = start + args.ramp_seconds + reply_seconds * 1.5 + 30
-    limits = httpx.Limits(max_connections=count + 10, max_keepalive_connections=count + 10)
-    timeout = httpx.Timeout(60.0, read=120.0)
-    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
-        starts = ramp_times(count, args.ramp_seconds, start)
+    starts = ramp_times(count, args.ramp_seconds, start)
+    lags = []
+    watcher = asyncio.create_task(watch_loop_lag(lags))
+    if args.baseline_client == "raw":
         await asyncio.gather(
             *(
-                baseline_client(client, stack.simulator_url, reply, at, deadline)
+                raw_baseline_client(stack.simulator_url, reply, at, deadline)
                 for reply, at in zip(replies, starts, strict=True)
             )
         )
+    else:
+        limits = httpx.Limits(max_connections=count + 10, max_keepalive_connections=count + 10)
+        timeout = httpx.Timeout(60.0, read=120.0)
+        async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
+            await asyncio.gather(
+                *(
+                    baseline_client(client, stack.simulator_url, reply, at, deadline)
+                    for reply, at in zip(replies, starts, strict=True)
+                )
+            )
+    watcher.cancel()
     log = await fetch_log(stack.simulator_url)
-    return analyse(replies, log, args.rate, with_send=False)
+    return {**analyse(replies, log, args.rate, with_send=False), **lag_summary(lags)}
 
 
 async def run_site(args, stack, run_id, cookies, sampler) -> dict:
@@ -808,10 +979,13 @@ async def run_site(args, stack, run_id, cookies, sampler) -> dict:
         site_client(stack.web_urls[index % len(stack.web_urls)], cookie, reply, at, deadline)
         for index, (cookie, reply, at) in enumerate(zip(cookies, replies, starts, strict=True))
     ]
+    lags = []
+    watcher = asyncio.create_task(watch_loop_lag(lags))
     await asyncio.gather(*tasks)
+    watcher.cancel()
     ended = time.time()
     log = await fetch_log(stack.simulator_url)
-    result = analyse(replies, log, args.rate)
+    result = {**analyse(replies, log, args.rate), **lag_summary(lags)}
     # Steady state: every reply has started and none has ended.
     last_send = max((reply.sent_at for reply in replies), default=start)
     first_end = start + reply_seconds
@@ -1108,7 +1282,18 @@ def main():
     )
     parser.add_argument("--no-baseline", dest="baseline", action="store_false")
     parser.add_argument(
+        "--baseline-client",
+        choices=["raw", "httpx"],
+        default="raw",
+        help="how baseline clients read the simulator (default raw: asyncio protocol)",
+    )
+    parser.add_argument(
         "--profile-web", action="store_true", help="run web processes under cProfile (slower)"
+    )
+    parser.add_argument(
+        "--profile-worker",
+        action="store_true",
+        help="profile the reply loop of worker processes with cProfile (slower)",
     )
     parser.add_argument("--no-deflate", action="store_true", help="clients refuse compression")
     parser.add_argument("--prefix-conversations", type=int, default=10)
