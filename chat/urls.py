@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import conversation_api, sharing, staff_views, views
+from . import conversation_api, sharing, staff_views, transfer_views, views
 
 app_name = "chat"
 
@@ -35,4 +35,15 @@ urlpatterns = [
         name="share_revoke",
     ),
     path("shared/<str:token>/", sharing.shared_page, name="shared"),
+    path(
+        "<uuid:conversation_id>/export.json",
+        transfer_views.export_json,
+        name="export_json",
+    ),
+    path(
+        "<uuid:conversation_id>/export.md",
+        transfer_views.export_markdown,
+        name="export_markdown",
+    ),
+    path("import/", transfer_views.import_conversation, name="import"),
 ]

@@ -1,4 +1,4 @@
-// Tools for the open conversation in the chat header: the public share link.
+// Tools for the open conversation in the chat header: the public share link and export.
 
 const data = JSON.parse(document.getElementById("chat-data").textContent);
 const strings = data.strings;
@@ -91,4 +91,25 @@ document.addEventListener("chat:conversation-created", (event) => {
   conversation = event.detail.id;
   share = { url: null, show_reasoning: false };
   tools.hidden = false;
+  for (const link of document.querySelectorAll("[data-export-link]")) {
+    link.href = `/chat/${conversation}/export.${link.dataset.exportLink}`;
+  }
+});
+
+// The export menu closes when focus or a click goes elsewhere, or on Escape.
+const exportMenu = document.querySelector("[data-export-menu]");
+document.addEventListener("click", (event) => {
+  if (exportMenu.open && !exportMenu.contains(event.target)) exportMenu.open = false;
+});
+for (const link of exportMenu.querySelectorAll("a")) {
+  link.addEventListener("click", () => {
+    exportMenu.open = false;
+  });
+}
+exportMenu.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && exportMenu.open) {
+    event.stopPropagation();
+    exportMenu.open = false;
+    exportMenu.querySelector("summary").focus();
+  }
 });
