@@ -15,6 +15,7 @@ Each helper belongs to one event loop (the worker's shared loop, see
 """
 
 import asyncio
+import contextlib
 import logging
 import weakref
 from collections.abc import Callable
@@ -248,6 +249,8 @@ class DeltaRelay:
         self.streams: dict = {}
         self.task: asyncio.Task | None = None
         self.lock = asyncio.Lock()
+        # Set by a reply with CHAT_COALESCE_MAX_CHARS pending: the tick comes early.
+        self.wakeup = asyncio.Event()
 
     def add(self, stream) -> None:
         self.streams[stream.message_id] = stream
@@ -265,7 +268,10 @@ class DeltaRelay:
 
     async def _run(self) -> None:
         while self.streams:
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.interval):
+                    await self.wakeup.wait()
+            self.wakeup.clear()
             try:
                 await self.flush()
             except Exception:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from asgiref.sync import sync_to_async
@@ -193,6 +194,8 @@ class ReplyStream:
     pending_full: asyncio.Event = field(default_factory=asyncio.Event)
     pending_chars: int = 0
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Called when `pending_full` is set; the process's delta relay then flushes early.
+    on_pending_full: Callable[[], None] | None = None
 
     @property
     def message_id(self):
@@ -224,6 +227,8 @@ class ReplyStream:
         limit = settings.CHAT_COALESCE_MAX_CHARS
         if limit and self.pending_chars >= limit:
             self.pending_full.set()
+            if self.on_pending_full is not None:
+                self.on_pending_full()
 
     def take_pending(self) -> "PendingDelta | None":
         """Move the pending text into the reply and number its events; None when there is none."""
@@ -346,9 +351,11 @@ class ReplyStream:
     async def _relay_with_process(self) -> None:
         relay = batching.delta_relay()
         relay.add(self)
+        self.on_pending_full = relay.wakeup.set
         try:
             await self.closed.wait()
         finally:
+            self.on_pending_full = None
             relay.discard(self)
             # A flush of this reply's deltas may be in flight; the caller's last
             # flush must not overtake it.

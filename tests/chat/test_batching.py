@@ -3,6 +3,7 @@
 import asyncio
 import time
 import uuid
+import weakref
 from types import SimpleNamespace
 
 import pytest
@@ -364,3 +365,29 @@ async def test_relayed_event_skips_connection_cleanup(owner, owner_cookie, monke
     assert (await receive(communicator))["type"] == "error"
     assert cleanups == [1]
     await communicator.disconnect()
+
+
+async def test_relay_ticks_early_at_size(settings, monkeypatch):
+    settings.CHAT_RELAY_BATCH = True
+    settings.CHAT_COALESCE_SECONDS = 5.0
+    settings.CHAT_COALESCE_MAX_CHARS = 10
+    flushed = []
+    monkeypatch.setattr(batching, "_relays", weakref.WeakKeyDictionary())
+
+    async def record(self):
+        flushed.append(time.monotonic())
+        for stream in list(self.streams.values()):
+            stream.take_pending()
+        return 1
+
+    monkeypatch.setattr(batching.DeltaRelay, "flush", record)
+    stream = detached_stream()
+    relay = asyncio.create_task(stream._relay_with_process())
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    stream.add(ContentDelta("0123456789"))
+    await asyncio.sleep(0.3)
+
+    assert flushed and flushed[0] - started < 0.25
+    stream.close()
+    await relay
