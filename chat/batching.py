@@ -261,6 +261,18 @@ class DeltaRelay:
         if self.streams.get(stream.message_id) is stream:
             del self.streams[stream.message_id]
 
+    def tick_seconds(self) -> float:
+        """Return the time to the next tick: the interval, longer when the relay is busy.
+
+        With `CHAT_RELAY_MAX_DELTAS_PER_SECOND` the tick stretches so that the
+        process sends at most that many deltas a second in all, which bounds
+        the events each web process must relay.
+        """
+        limit = settings.CHAT_RELAY_MAX_DELTAS_PER_SECOND
+        if not limit:
+            return self.interval
+        return max(self.interval, len(self.streams) / limit)
+
     async def wait_idle(self) -> None:
         """Return once no flush is in flight."""
         async with self.lock:
@@ -269,7 +281,7 @@ class DeltaRelay:
     async def _run(self) -> None:
         while self.streams:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.interval):
+                async with asyncio.timeout(self.tick_seconds()):
                     await self.wakeup.wait()
             self.wakeup.clear()
             try:

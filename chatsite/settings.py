@@ -383,6 +383,10 @@ CHAT_CANCEL_POLL_BATCH = env.bool("CHAT_CANCEL_POLL_BATCH", True)
 # CHAT_CHECKPOINT_BATCH. Best with CHANNEL_LAYER=redis-pubsub, where each
 # reply's delta is then one command.
 CHAT_RELAY_BATCH = env.bool("CHAT_RELAY_BATCH", False)
+# With CHAT_RELAY_BATCH, at most this many deltas a second leave a worker
+# process: the tick grows past CHAT_COALESCE_SECONDS when many replies stream
+# (0: no limit).
+CHAT_RELAY_MAX_DELTAS_PER_SECOND = env.int("CHAT_RELAY_MAX_DELTAS_PER_SECOND", 0)
 # Run the worker's shared event loop on uvloop instead of asyncio's own loop.
 CHAT_WORKER_UVLOOP = env.bool("CHAT_WORKER_UVLOOP", False)
 

@@ -391,3 +391,20 @@ async def test_relay_ticks_early_at_size(settings, monkeypatch):
     assert flushed and flushed[0] - started < 0.25
     stream.close()
     await relay
+
+
+def test_relay_tick_stretches_with_limit(settings):
+    settings.CHAT_RELAY_MAX_DELTAS_PER_SECOND = 1000
+    relay = batching.DeltaRelay(0.04)
+    for _ in range(10):
+        stream = detached_stream()
+        relay.streams[stream.message_id] = stream
+    assert relay.tick_seconds() == 0.04
+
+    for _ in range(90):
+        stream = detached_stream()
+        relay.streams[stream.message_id] = stream
+    assert relay.tick_seconds() == pytest.approx(0.1)
+
+    settings.CHAT_RELAY_MAX_DELTAS_PER_SECOND = 0
+    assert relay.tick_seconds() == 0.04
