@@ -320,7 +320,11 @@ def rebuild_if_stale(sender, using="default", **kwargs):
     conn = connections[using]
     if conn.vendor != "postgresql":
         return
-    from .models import RollupState
+    from .models import RollupState, UserDaily
+
+    # A partial or backward migrate may leave the rollup tables missing.
+    if UserDaily._meta.db_table not in conn.introspection.table_names():
+        return
 
     state = RollupState.objects.using(using).filter(pk=1).first()
     if (
