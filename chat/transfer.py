@@ -20,7 +20,8 @@ from .tree import with_parents
 
 EXPORT_FORMAT = "chatsite.conversation"
 EXPORT_VERSION = 1
-# Limits of an imported file. NOTE: chosen, not measured: a long conversation is estimated at well under 1 MB.
+# Limits of an imported file. NOTE: chosen, not measured; a long conversation is
+# estimated to export to well under 1 MB.
 IMPORT_MAX_BYTES = 5 * 1024 * 1024
 IMPORT_MAX_MESSAGES = 2000
 MESSAGE_MAX_CHARS = 200_000
@@ -62,7 +63,7 @@ def export_markdown(conversation, branch) -> str:
 
 
 class ImportFileError(ValueError):
-    """An import file that cannot become a conversation; its message states the problem, for the form."""
+    """An import file that cannot become a conversation; the message names the problem."""
 
 
 @dataclass

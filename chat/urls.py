@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import conversation_api, sharing, staff_views, transfer_views, views
+from . import conversation_api, preferences_views, sharing, staff_views, transfer_views, views
 
 app_name = "chat"
 
@@ -46,4 +46,6 @@ urlpatterns = [
         name="export_markdown",
     ),
     path("import/", transfer_views.import_conversation, name="import"),
+    path("preferences/", preferences_views.preferences, name="preferences"),
+    path("language/", preferences_views.set_language, name="set_language"),
 ]

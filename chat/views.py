@@ -11,8 +11,10 @@ from teams.access import teams_of
 
 from . import catalog, conversation_api, sharing
 from .errors import REPLY_ERRORS, REQUEST_ERRORS, ChatError
-from .models import Conversation, Preferences
+from .models import Conversation
+from .preferences_views import apply_stored_language, remember_language
 from .services import get_conversation_for_user, interrupt_stale_replies
+from .templatetags.chat_preferences import preferences_of
 from .tree import with_parents
 
 SIDEBAR_CONVERSATIONS = 100
@@ -42,7 +44,8 @@ def _chat_page(request, conversation):
     if conversation is not None:
         messages = with_parents([m.as_event_dict() for m in conversation.messages.all()])
     models = list(catalog.available_models(request.user))
-    preferences = Preferences.for_user(request.user)
+    preferences = preferences_of(request)
+    language = apply_stored_language(request)
     selected = _selected_model(request.user, conversation)
 
     page_data = {
@@ -73,10 +76,11 @@ def _chat_page(request, conversation):
         "sendKey": preferences.send_key,
         "share": sharing.share_state(request, conversation) if conversation else None,
     }
-    return render(
+    response = render(
         request,
         "chat/chat.html",
         {
+            "preferences": preferences,
             "conversation": conversation,
             "conversations": conversations,
             "models": models,
@@ -85,6 +89,9 @@ def _chat_page(request, conversation):
             **_team_context(request.user, conversation),
         },
     )
+    if language:
+        remember_language(response, language)
+    return response
 
 
 def _team_context(user, conversation):

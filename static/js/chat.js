@@ -629,9 +629,17 @@ form.addEventListener("submit", (event) => {
   submit();
 });
 
+// The reader's preference: Enter sends (Shift+Enter adds a line), or Ctrl+Enter
+// (Cmd+Enter on a Mac) sends and Enter adds a line.
+function isSendKey(event) {
+  if (event.key !== "Enter" || event.isComposing || event.keyCode === 229) return false;
+  if (data.sendKey === "ctrl_enter") return event.ctrlKey || event.metaKey;
+  return !event.shiftKey;
+}
+
 input.addEventListener("keydown", (event) => {
   // Enter during IME composition picks a candidate (Chinese input); it must not send.
-  if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+  if (isSendKey(event)) {
     event.preventDefault();
     submit();
   }

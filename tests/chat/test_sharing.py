@@ -166,3 +166,16 @@ def test_reshare_after_revoke_new_token(owner_client, owner):
 
     assert second != first
     assert owner_client.get(first.replace("http://testserver", "")).status_code == 404
+
+
+def test_share_without_csrf_rejected(owner):
+    from django.test import Client
+
+    conversation = branched_conversation(owner)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(owner)
+
+    created = post_json(client, share_url(conversation), {"show_reasoning": True})
+
+    assert created.status_code == 403
+    assert not ShareLink.objects.exists()
