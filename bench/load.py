@@ -580,7 +580,7 @@ def percentile(values, fraction):
 
 @dataclass
 class Reply:
-    """What one client saw of one reply."""
+    """The deltas, times and outcome that one client received for one reply."""
 
     question: str
     sent_at: float = 0.0
@@ -744,9 +744,9 @@ class RawStreamReader(asyncio.Protocol):
     """Reads one streamed completion over HTTP/1.1 with chunked encoding, without a client library.
 
     httpx costs about 85 us of CPU per event when each event arrives on its
-    own (measured on the benchmark machine), so a thousand streams at 30
-    events a second would need 2.5 cores and the baseline would measure its
-    own backlog. This reader costs a few microseconds per event.
+    own (measured on the benchmark machine). A thousand streams at 30 events
+    a second would need 2.5 cores, so the baseline would measure its own
+    backlog. This reader costs a few microseconds per event.
     """
 
     def __init__(self, reply: Reply, request: bytes, finished: asyncio.Future):
@@ -1035,7 +1035,7 @@ async def run_prefix(stack, marker, cookies, turns) -> dict:
 
 
 def serialize_messages(messages) -> bytes:
-    """The messages array as httpx sends it (json.dumps with its default separators)."""
+    """Serialize a messages array as httpx sends it (json.dumps, default separators)."""
     return json.dumps(messages).encode()
 
 

@@ -1,9 +1,9 @@
 """Relaying, checkpoint writes and stop-flag reads shared by every reply of a worker process.
 
-Without these, each streaming reply writes its own checkpoint once a second
-(a pool thread and a database connection each time), reads its own stop
-flag four times a second, and sends each coalesced delta with two or more
-Redis round trips. A worker streaming a thousand replies then makes a
+Without these, each streaming reply writes its own checkpoint once a second,
+with a pool thread and a database connection each time. It also reads its
+own stop flag four times a second and sends each coalesced delta with two or
+more Redis round trips. A worker streaming a thousand replies then makes a
 thousand transactions and tens of thousands of Redis round trips a second.
 With `CHAT_CHECKPOINT_BATCH` one transaction a second writes the
 checkpoints of every reply of the process, with `CHAT_CANCEL_POLL_BATCH` one
@@ -93,8 +93,8 @@ class CheckpointWriter:
     """Writes the checkpoints of every registered reply stream once an interval.
 
     A stream is any object with `message_id`, `seq`, `checkpointed_seq` and
-    `checkpoint_fields()`; a stream whose `seq` moved since its last stored
-    checkpoint has its text written, the others a heartbeat. So each reply
+    `checkpoint_fields()`. A stream whose `seq` moved since its last stored
+    checkpoint has its text written, the others a heartbeat, so each reply
     gets at most one write an interval.
     """
 
@@ -208,7 +208,7 @@ def stop_flags(interval: float) -> StopFlags:
 # Append one coalesced delta to the live buffer, as live._APPEND does, and
 # publish its events to the conversation's pub/sub group channel (KEYS[4],
 # when given), so one command relays a reply's delta. Returns 0, changing
-# nothing, when the buffer does not stand at the sequence number the worker
+# nothing, when the buffer is not at the sequence number the worker
 # checked.
 _APPEND_PUBLISH = """
 local stored = redis.call('GET', KEYS[3])
