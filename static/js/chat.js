@@ -290,6 +290,9 @@ function createActions(view) {
     view.regenerateButton = actionButton(strings.regenerate, strings.regenerateLabel, () =>
       regenerate(view),
     );
+    // The keyboard shortcuts (shortcuts.js) find these buttons by their data attributes.
+    view.copyButton.dataset.copyAnswer = "";
+    view.regenerateButton.dataset.regenerate = "";
     bar.append(view.copyButton, view.regenerateButton);
   }
   return bar;
