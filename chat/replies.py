@@ -137,16 +137,21 @@ def _finish(reply: Message, fields: dict, usage: Usage | None) -> Message:
     # Only a reply still streaming takes the outcome: one the sweeper already
     # ended `interrupted` (its heartbeat stopped, for example while the
     # database was away) keeps that state, so it never ends twice.
-    ended = Message.objects.filter(pk=reply.pk, status=Message.Status.STREAMING).update(**fields)
-    finished = Message.objects.select_related("conversation__owner__plan").get(pk=reply.pk)
-    if not ended:
-        logger.warning(
-            "Reply %s was already %s; its outcome %s is not stored",
-            reply.pk,
-            finished.status,
-            fields["status"],
+    # One transaction with the settlement: a worker killed in between leaves
+    # the reply streaming (the sweep ends it), never ended with its quota open.
+    with transaction.atomic():
+        ended = Message.objects.filter(pk=reply.pk, status=Message.Status.STREAMING).update(
+            **fields
         )
-    accounting.settle(finished)
+        finished = Message.objects.select_related("conversation__owner__plan").get(pk=reply.pk)
+        if not ended:
+            logger.warning(
+                "Reply %s was already %s; its outcome %s is not stored",
+                reply.pk,
+                finished.status,
+                fields["status"],
+            )
+        accounting.settle(finished)
     return finished
 
 

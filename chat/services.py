@@ -320,13 +320,15 @@ def stop_queued_reply(message: Message) -> Message | None:
     A claimed reply is stopped by the worker, which sees the cancel flag.
     """
     now = timezone.now()
-    updated = Message.objects.filter(pk=message.pk, status=Message.Status.QUEUED).update(
-        status=Message.Status.STOPPED, finished_at=now, heartbeat_at=now
-    )
-    if not updated:
-        return None
-    stopped = Message.objects.select_related("conversation").get(pk=message.pk)
-    accounting.settle(stopped)
+    # One transaction with the settlement, so the quota never stays reserved.
+    with transaction.atomic():
+        updated = Message.objects.filter(pk=message.pk, status=Message.Status.QUEUED).update(
+            status=Message.Status.STOPPED, finished_at=now, heartbeat_at=now
+        )
+        if not updated:
+            return None
+        stopped = Message.objects.select_related("conversation").get(pk=message.pk)
+        accounting.settle(stopped)
     return stopped
 
 

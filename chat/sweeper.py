@@ -25,6 +25,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -66,27 +67,51 @@ def interrupt_stale(messages) -> list[Message]:
     stale = messages.filter(role=Message.Role.ASSISTANT).filter(stale_condition(now))
     interrupted = []
     for reply in stale.select_related("conversation"):
-        # The condition repeats the state read above, so a worker that wrote a
-        # heartbeat in the meantime keeps its reply.
-        updated = Message.objects.filter(
-            pk=reply.pk, status=reply.status, heartbeat_at=reply.heartbeat_at
-        ).update(
-            status=Message.Status.INTERRUPTED,
-            error_code="interrupted",
-            error_detail=str(reply_error_message("interrupted")),
-            finished_at=now,
-        )
-        if updated:
-            logger.warning(
-                "Reply %s interrupted: it was %s, last heartbeat %s",
-                reply.pk,
-                reply.status,
-                reply.heartbeat_at,
+        with transaction.atomic():
+            # The condition repeats the state read above, so a worker that wrote a
+            # heartbeat in the meantime keeps its reply.
+            updated = Message.objects.filter(
+                pk=reply.pk, status=reply.status, heartbeat_at=reply.heartbeat_at
+            ).update(
+                status=Message.Status.INTERRUPTED,
+                error_code="interrupted",
+                error_detail=str(reply_error_message("interrupted")),
+                finished_at=now,
             )
+            if not updated:
+                continue
             reply = Message.objects.select_related("conversation__owner").get(pk=reply.pk)
             accounting.settle(reply)
-            interrupted.append(reply)
+        logger.warning(
+            "Reply %s interrupted: it was %s, last heartbeat %s",
+            reply.pk,
+            reply.status,
+            reply.heartbeat_at,
+        )
+        interrupted.append(reply)
     return interrupted
+
+
+def settle_unsettled() -> list[Message]:
+    """Settle replies that ended more than a minute ago with their reservation still open.
+
+    Every path that ends a reply settles it in the same transaction; this
+    catches rows left by older code or by a hand edit, so the quota and the
+    ledger always follow the outcome table.
+    """
+    cutoff = timezone.now() - timedelta(minutes=1)
+    unsettled = Message.objects.filter(
+        role=Message.Role.ASSISTANT,
+        status__in=Message.TERMINAL,
+        quota_state=Message.QuotaState.RESERVED,
+        finished_at__lt=cutoff,
+    ).select_related("conversation__owner")
+    settled = []
+    for reply in unsettled:
+        accounting.settle(reply)
+        logger.warning("Reply %s ended %s with its quota open; settled now", reply.pk, reply.status)
+        settled.append(reply)
+    return settled
 
 
 def requeue_unclaimed() -> list[Message]:
@@ -119,6 +144,7 @@ def requeue_unclaimed() -> list[Message]:
 class Sweep:
     interrupted: list[Message] = field(default_factory=list)
     requeued: list[Message] = field(default_factory=list)
+    settled: list[Message] = field(default_factory=list)
     # (conversation id, message.done event) for each interrupted reply.
     events: list[tuple] = field(default_factory=list)
 
@@ -131,6 +157,7 @@ def sweep() -> Sweep:
         quota = quotas.status_dict(reply.conversation.owner, reply.quota_class)
         result.events.append((reply.conversation_id, done_event(reply, quota)))
     result.requeued = requeue_unclaimed()
+    result.settled = settle_unsettled()
     return result
 
 

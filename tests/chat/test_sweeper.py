@@ -257,3 +257,44 @@ async def test_redelivered_task_makes_no_second_reply(live_stack, owner_cookie):
     assert await asyncio.to_thread(Message.objects.count) == 2
     assert await asyncio.to_thread(UsageRecord.objects.filter(message_id=reply_id).count) == 1
     await socket.disconnect()
+
+
+@pytest.mark.django_db
+def test_worker_dies_before_settle_nothing_half_stored(owner, monkeypatch):
+    reply = accept(owner).assistant_message
+    lose_worker(reply, seconds_ago=0)
+    reply = Message.objects.select_related("chat_model").get(pk=reply.pk)
+
+    def killed(*args, **kwargs):
+        raise SystemExit("worker killed between storing the outcome and settling it")
+
+    monkeypatch.setattr(replies.accounting, "settle", killed)
+    with pytest.raises(SystemExit):
+        replies._finish(reply, {"status": Message.Status.COMPLETE, "content": "all"}, None)
+    monkeypatch.undo()
+
+    reply.refresh_from_db()
+    # The outcome rolled back with the settlement: the reply is still streaming,
+    # so the sweep ends it later and refunds, instead of a complete reply with
+    # its quota left reserved.
+    assert reply.status == Message.Status.STREAMING
+    assert reply.quota_state == Message.QuotaState.RESERVED
+
+
+@pytest.mark.django_db
+def test_sweep_settles_ended_unsettled_reply(owner):
+    reply = accept(owner).assistant_message
+    Message.objects.filter(pk=reply.pk).update(
+        status=Message.Status.COMPLETE,
+        content="done",
+        finished_at=timezone.now() - timedelta(minutes=2),
+    )
+
+    result = sweeper.sweep()
+
+    assert [r.id for r in result.settled] == [reply.id]
+    reply.refresh_from_db()
+    assert reply.quota_state == Message.QuotaState.COUNTED
+    assert used_today(owner) == 1
+    assert UsageRecord.objects.filter(message=reply, counted=True).count() == 1
+    assert sweeper.sweep().settled == []
