@@ -173,6 +173,7 @@ def _page_strings():
         "quotaLeftOne": _("1 message left today, resets at %(time)s"),
         "quotaNone": _("No messages left today; the count resets at %(time)s"),
         "blockedFor": _("Sending is possible again in %(seconds)s s."),
+        "replyComplete": _("The answer is complete."),
         "shareCreated": _("Link created. Anyone with it can read this conversation."),
         "shareUpdated": _("Saved. The link stays the same."),
         "shareRevoked": _("Link revoked. It now shows a “not available” page."),

@@ -23,6 +23,9 @@ const modelSelect = root.querySelector("[data-model-select]");
 const teamSelect = root.querySelector("[data-team-select]");
 const simulatorNotice = root.querySelector("[data-simulator-notice]");
 const quotaElement = root.querySelector("[data-quota]");
+// A polite live region: a reply is announced once when it ends, never token by token,
+// because the message list itself is not live.
+const announcer = root.querySelector("[data-announcer]");
 
 setLabels({ copy: strings.copy, copied: strings.copied });
 installCopyHandler(list);
@@ -771,10 +774,23 @@ function onStatus(frame) {
   refreshControls();
 }
 
+function announceEnd(view) {
+  let text = strings.replyComplete;
+  if (view.status !== "complete") {
+    text = view.statusElement.textContent || strings[view.status] || strings.failed;
+  }
+  // Clearing first makes a repeated text be announced again.
+  announcer.textContent = "";
+  window.setTimeout(() => {
+    announcer.textContent = text;
+  }, 50);
+}
+
 function onDone(frame) {
   updateQuota(frame.quota);
   const view = state.messages.get(frame.message);
   if (!view) return;
+  const wasInFlight = IN_FLIGHT.has(view.status);
   view.status = frame.status;
   view.error = frame.error;
   if (frame.thinking_seconds != null) view.thinkingSeconds = frame.thinking_seconds;
@@ -787,6 +803,7 @@ function onDone(frame) {
   }
   paintAssistant(view);
   refreshControls();
+  if (wasInFlight) announceEnd(view);
 }
 
 function onError(frame) {
