@@ -662,6 +662,14 @@ function showSimulatorNotice() {
   if (simulatorNotice) simulatorNotice.hidden = !model?.simulator;
 }
 
+teamSelect?.addEventListener("change", () => {
+  if (!state.blockedByTeam) return;
+  state.blockedByTeam = false;
+  state.blockedUntil = 0;
+  showComposerError("");
+  refreshControls();
+});
+
 modelSelect?.addEventListener("change", () => {
   showSimulatorNotice();
   paintQuota();
@@ -825,6 +833,8 @@ function onError(frame) {
       }
       paintQuota();
     }
+    // A team's budget blocks only sends billed to that team; picking another team unblocks.
+    state.blockedByTeam = frame.code === "team_budget_exhausted" || frame.code === "team_member_cap";
     if (frame.retry_after) blockSending(frame.retry_after);
     refreshControls();
     input.focus();

@@ -112,13 +112,24 @@ def test_team_flow(browser, web_server):
 
     # With the budget used up, the member's send is refused naming the team; the text stays.
     Team.objects.filter(pk=team.pk).update(monthly_budget=used)
+    side = Team.objects.create(name="Side project")
+    Membership.objects.create(team=side, user=conversation.owner)
     member.goto("/chat/")
     send(member, "One more question")
     error = member.locator("[data-composer-error]")
     expect(error).to_contain_text("Research")
     expect(error).to_contain_text("monthly budget")
     expect(member.locator("[data-composer-input]")).to_have_value("One more question")
+    expect(member.locator("[data-send]")).to_be_disabled()
     screenshot(member, "teams-budget-refused-en")
+
+    # Billing another team unblocks the same text without a reload.
+    member.select_option("[data-team-select]", str(side.pk))
+    expect(error).to_be_hidden()
+    expect(member.locator("[data-send]")).to_be_enabled()
+    member.click("[data-send]")
+    wait_for_reply(member)
+    assert Conversation.objects.get(title="One more question").team == side
 
     # The owner opens the team's usage: one reply and one refused send, both the member's.
     owner.goto(f"/teams/{team.pk}/")
