@@ -38,10 +38,19 @@ class PreferencesForm(forms.ModelForm):
         required=False,
     )
 
+    # Short option texts fit a phone's select; the composer's hint says the rest.
+    send_key = forms.ChoiceField(
+        label=gettext_lazy("Key that sends a message"),
+        choices=[
+            (Preferences.SendKey.ENTER, gettext_lazy("Enter (Shift+Enter adds a line)")),
+            (Preferences.SendKey.CTRL_ENTER, gettext_lazy("Ctrl+Enter (Enter adds a line)")),
+        ],
+    )
+
     class Meta:
         model = Preferences
         fields = ["language", "theme", "reasoning_panel", "send_key"]
-        labels = {"theme": gettext_lazy("Theme"), "send_key": gettext_lazy("Sending")}
+        labels = {"theme": gettext_lazy("Theme")}
 
 
 def remember_language(response, language):

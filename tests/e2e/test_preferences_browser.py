@@ -67,7 +67,7 @@ def test_ctrl_enter_preference_sends(browser, web_server):
     page = new_page(browser, web_server)
     sign_up(page, "ctrl@example.com")
     page.goto("/chat/preferences/")
-    page.get_by_label("Sending").select_option("ctrl_enter")
+    page.get_by_label("Key that sends a message").select_option("ctrl_enter")
     page.get_by_label("Reasoning panel when the answer starts").select_option("expanded")
     page.get_by_role("button", name="Save").click()
     page.goto("/chat/")
