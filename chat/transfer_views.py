@@ -75,6 +75,16 @@ class ImportForm(forms.Form):
 @login_or_guest
 @require_http_methods(["GET", "POST"])
 def import_conversation(request):
+    if (
+        request.method == "POST"
+        and _declared_length(request) > transfer.IMPORT_MAX_BYTES + 64 * 1024
+    ):
+        # Far too large for any export: answer before parsing the multipart body.
+        error = _("The file is larger than the limit of %(limit)s bytes; choose a JSON export.") % {
+            "limit": transfer.IMPORT_MAX_BYTES
+        }
+        context = {"form": ImportForm(), "upload_error": error}
+        return render(request, "chat/import.html", context, status=413)
     form = ImportForm(request.POST, request.FILES) if request.method == "POST" else ImportForm()
     if form.is_bound and form.is_valid():
         title, messages = form.parsed
@@ -82,3 +92,10 @@ def import_conversation(request):
         return redirect(conversation.get_absolute_url())
     status = 400 if request.method == "POST" else 200
     return render(request, "chat/import.html", {"form": form}, status=status)
+
+
+def _declared_length(request) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0

@@ -241,3 +241,13 @@ def test_import_valid_minimal(owner_client, owner):
     assert [row.role for row in rows] == ["user", "assistant", "user"]
     assert rows[1].parent_id == rows[0].id
     assert rows[2].parent_id == rows[1].id
+
+
+def test_import_far_too_large_rejected_early(owner_client, monkeypatch):
+    monkeypatch.setattr(transfer, "IMPORT_MAX_BYTES", 1000)
+
+    response = upload(owner_client, {**valid_export(), "title": "x" * 150_000})
+
+    assert response.status_code == 413
+    assert "larger than the limit of 1000 bytes" in response.content.decode()
+    assert Conversation.objects.count() == 0
