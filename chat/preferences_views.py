@@ -38,7 +38,7 @@ class PreferencesForm(forms.ModelForm):
         required=False,
     )
 
-    # Short option texts fit a phone's select; the composer's hint says the rest.
+    # Short option texts fit a phone's select, and the composer's hint gives the rest.
     send_key = forms.ChoiceField(
         label=gettext_lazy("Key that sends a message"),
         choices=[

@@ -96,7 +96,7 @@ document.addEventListener("chat:conversation-created", (event) => {
   }
 });
 
-// The export menu closes when focus or a click goes elsewhere, or on Escape.
+// The export menu closes on a click elsewhere, on a chosen link, or on Escape.
 const exportMenu = document.querySelector("[data-export-menu]");
 document.addEventListener("click", (event) => {
   if (exportMenu.open && !exportMenu.contains(event.target)) exportMenu.open = false;
