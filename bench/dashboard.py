@@ -70,6 +70,11 @@ def drop_database(args):
 
 def setup_django(args):
     os.environ["DATABASE_URL"] = f"{args.server}/{args.database}"
+    # The quota day starts 30 minutes from now, so "today" holds 23.5 hours of the
+    # seeded rows whenever the script runs, and no day boundary falls within the run.
+    reset = datetime.now(UTC) + timedelta(minutes=30)
+    os.environ["QUOTA_TIME_ZONE"] = "UTC"
+    os.environ["QUOTA_RESET_AT"] = reset.strftime("%H:%M")
     os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/11")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.test_settings")
     import django
@@ -188,7 +193,8 @@ def seed(args):
                     + Decimal(miss) * Decimal("0.30")
                     + Decimal(completion) * Decimal("1.20")
                 ) / Decimal(1_000_000)
-                created = now - timedelta(seconds=rng.random() * span)
+                # Oldest first, as replies end: a day's rows sit together in the table.
+                created = now - timedelta(seconds=span * (1 - (index + rng.random()) / args.rows))
                 message_id = None
                 if error:
                     message_id = uuid.uuid4()
@@ -404,6 +410,11 @@ def main():
         if not args.reuse:
             call_command("migrate", verbosity=0)
             seed(args)
+        else:
+            from dashboard import rollups
+
+            # The day boundary moved since the database was seeded.
+            rollups.rebuild()
         with connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM chat_usagerecord")
             rows = cursor.fetchone()[0]
