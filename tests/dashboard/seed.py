@@ -7,7 +7,7 @@ one of which changes in the middle of the range, as chat.catalog.reply_cost does
 
 import random
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -63,6 +63,12 @@ def seed(rows=240, seed_value=5, now=None) -> Ledger:
     """Create users, a team, two models with prices and `rows` ledger rows; return them all."""
     rng = random.Random(seed_value)
     now = now or timezone.now()
+    today_start = datetime.combine(
+        quota_day_of(now),
+        time.fromisoformat(settings.QUOTA_RESET_AT),
+        ZoneInfo(settings.QUOTA_TIME_ZONE),
+    )
+    today_so_far = min((now - today_start).total_seconds(), 5 * 3600)
     endpoint = Endpoint.objects.create(
         slug="dash-endpoint",
         name="Dash",
@@ -126,9 +132,12 @@ def seed(rows=240, seed_value=5, now=None) -> Ledger:
         name = chatters[index % len(chatters)]
         user = users[name]
         model = thinking if rng.random() < 0.6 else instant
-        # Spread over 40 days; every seventh row is within the last hours, so today has rows.
-        age = timedelta(minutes=rng.randint(1, 300)) if index % 7 == 3 else None
-        age = age or timedelta(minutes=rng.randint(1, 40 * 24 * 60))
+        # Spread over 40 days; every seventh row falls in today's quota day so far, so
+        # today has rows whatever the time of day the tests run.
+        if index % 7 == 3:
+            age = timedelta(seconds=rng.uniform(0, today_so_far))
+        else:
+            age = timedelta(minutes=rng.randint(1, 40 * 24 * 60))
         created = now - age
         outcome = rng.choice(OUTCOMES)
         error = rng.choice(ERROR_CODES) if outcome in ("failed", "interrupted") else ""
