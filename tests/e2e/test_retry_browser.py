@@ -51,8 +51,9 @@ def test_retry_after_interrupted_reply(browser, web_server, locale, label, viewp
 
     expect(page.locator("article.message.user")).to_have_count(2)
     expect(page.locator("article.message.user").last).to_contain_text("Why is the sky blue?")
-    expect(last_reply(page).locator(".message-status")).to_be_hidden()
     expect(last_reply(page).locator(".answer")).not_to_be_empty()
+    expect(page.locator("[data-stop]")).to_be_hidden()  # the new reply ended
+    expect(last_reply(page).locator(".message-status")).to_be_hidden()
     # The old reply's button is gone, and the draft in the composer is untouched.
     expect(page.locator("[data-retry]:visible")).to_have_count(0)
     expect(page.locator("[data-composer-input]")).to_have_value("a draft I am still writing")
