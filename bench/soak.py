@@ -77,6 +77,8 @@ def free_port() -> int:
 
 
 class Process:
+    started = []  # every process of this run, for the clean-up after a failed start
+
     def __init__(self, name, command, env):
         LOGS.mkdir(parents=True, exist_ok=True)
         self.name = name
@@ -85,12 +87,15 @@ class Process:
             command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
+        Process.started.append(self)
 
     def kill(self):
         self.popen.kill()
         self.popen.wait()
 
     def stop(self):
+        if self.log.closed:
+            return
         if self.popen.poll() is None:
             self.popen.terminate()
             try:
@@ -117,6 +122,15 @@ class Site:
     """The processes of one soak run."""
 
     def __init__(self, database_url):
+        try:
+            self._start(database_url)
+        except BaseException:
+            # A process that failed to come up must not leave the others running.
+            for process in Process.started:
+                process.stop()
+            raise
+
+    def _start(self, database_url):
         python = sys.executable
         self.redis_port = free_port()
         self.redis = Process(
