@@ -130,6 +130,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         conversation_id = frame.get("conversation")
         if conversation_id is not None:
             conversation_id = _parse_uuid(conversation_id, "conversation")
+            # Checked before subscribing: a failed send to someone else's
+            # conversation must not leave this socket listening to it.
+            await database_sync_to_async(services.get_conversation_for_user)(
+                self.user, conversation_id
+            )
         new_conversation_id = uuid.uuid4()
         # Subscribe before the reply task can start, so no delta goes unseen.
         await self.subscribe(conversation_id or new_conversation_id)
