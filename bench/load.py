@@ -890,6 +890,7 @@ def analyse(replies: list[Reply], log: list[dict], rate: float, with_send=True) 
         by_question.setdefault(last_user_content(entry.get("body")), entry)
     late = []
     missing_tokens = 0
+    upstream_seconds = []
     to_upstream = []
     to_accepted = []
     errors = []
@@ -907,6 +908,8 @@ def analyse(replies: list[Reply], log: list[dict], rate: float, with_send=True) 
             "".join(tokens[1]),
         ):
             mismatched += 1
+        if entry.get("ended"):
+            upstream_seconds.append(entry["ended"] - entry["first_byte"])
         values, missing = lateness(reply, entry["first_byte"], rate, tokens)
         late.extend(values)
         missing_tokens += missing
@@ -929,6 +932,10 @@ def analyse(replies: list[Reply], log: list[dict], rate: float, with_send=True) 
         "lateness_p50_ms": percentile(late, 0.5) * 1000,
         "lateness_p99_ms": percentile(late, 0.99) * 1000,
         "lateness_max_ms": (max(late) * 1000) if late else float("nan"),
+        # How long the simulator took to send a whole reply; it falls behind 30 tokens
+        # a second when it does not get enough CPU.
+        "upstream_seconds_p50": percentile(upstream_seconds, 0.5),
+        "upstream_seconds_max": max(upstream_seconds, default=float("nan")),
     }
     if with_send:
         result["send_to_upstream_p50_ms"] = percentile(to_upstream, 0.5) * 1000
