@@ -41,6 +41,21 @@ def newest_branch(conversation) -> list[dict]:
     return branch
 
 
+def read_only_messages(conversation, *, show_reasoning) -> list[dict]:
+    """Return the newest branch as the read-only pages render it, without empty replies."""
+    return [
+        {
+            "role": message["role"],
+            "content": message["content"],
+            # Hidden reasoning never reaches the page, not even in its source.
+            "reasoning": message["reasoning"] if show_reasoning else "",
+            "status": message["status"],
+        }
+        for message in newest_branch(conversation)
+        if message["role"] == "user" or message["content"] or message["reasoning"]
+    ]
+
+
 def share_state(request, conversation) -> dict:
     """Return {"url", "show_reasoning"} of the conversation's link; "url" is None without one."""
     link = ShareLink.objects.filter(conversation=conversation).first()
@@ -103,17 +118,7 @@ def shared_page(request, token):
     if link is None:
         response = render(request, "chat/share_missing.html", status=404)
     else:
-        messages = [
-            {
-                "role": message["role"],
-                "content": message["content"],
-                # Hidden reasoning never reaches the page, not even in its source.
-                "reasoning": message["reasoning"] if link.show_reasoning else "",
-                "status": message["status"],
-            }
-            for message in newest_branch(link.conversation)
-            if message["role"] == "user" or message["content"] or message["reasoning"]
-        ]
+        messages = read_only_messages(link.conversation, show_reasoning=link.show_reasoning)
         response = render(
             request,
             "chat/share_page.html",

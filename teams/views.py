@@ -4,7 +4,7 @@ from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Sum
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from chat.models import Conversation, UsageRecord
+from chat.sharing import read_only_messages
 
 from . import budgets, services
 from .access import membership_for
@@ -295,13 +296,8 @@ def shared_conversation(request, membership, conversation_id):
     )
     if conversation is None:
         raise Http404(_("Conversation not found."))
-    show = conversation.messages.filter(
-        Q(role="user") | ~Q(content="") | ~Q(reasoning="")
-    ).order_by("created_at")
-    messages_data = [
-        {"role": m.role, "content": m.content, "reasoning": m.reasoning, "status": m.status}
-        for m in show
-    ]
+    # The version on screen for a fresh chat page: the newest at each fork.
+    messages_data = read_only_messages(conversation, show_reasoning=True)
     context = {
         "team": membership.team,
         "conversation": conversation,

@@ -1,7 +1,9 @@
 // Renders a conversation shared with a team, read only, with the chat's sanitised Markdown.
-import { installCopyHandler, renderMarkdownFragment } from "./markdown.js";
+import { installCopyHandler, renderMarkdownFragment, setLabels } from "./markdown.js";
 
 const root = document.querySelector("[data-shared-messages]");
+// The code blocks' copy buttons speak the page's language.
+setLabels({ copy: root.dataset.copyLabel, copied: root.dataset.copiedLabel });
 const messages = JSON.parse(document.getElementById("shared-messages-data").textContent);
 
 for (const message of messages) {

@@ -92,8 +92,12 @@ def test_team_flow(browser, web_server):
 
     # The member shares it; the owner finds it in the sidebar and reads it.
     member.reload()
+    member.click("[data-share-open]")
     member.select_option("#share-team", str(team.pk))
-    member.click("[data-share-form] button")
+    with member.expect_navigation():
+        member.click("[data-team-share-apply]")
+    conversation.refresh_from_db()
+    assert conversation.shared_with_team == team
     owner.goto("/chat/")
     shared = owner.locator("[data-team-shared] a")
     expect(shared).to_have_count(1)
@@ -182,4 +186,21 @@ def test_team_screens(browser, web_server, locale, viewport, width):
     page.goto("/chat/")
     expect(page.locator("[data-team-select]")).to_be_visible()
     screenshot(page, f"teams-chat-{width}-{language}")
+
+    # A team member's conversation header keeps its title and tools inside the screen.
+    send(page, "Header check\n[sim rate=0 reasoning=5 answer=5]")
+    wait_for_reply(page)
+    # The team part of the share dialog comes with the conversation's own page.
+    page.reload()
+    expect(page.locator("[data-share-open]")).to_be_visible()
+    header = page.locator(".chat-header").bounding_box()
+    viewport_width = page.viewport_size["width"]
+    for control in ["[data-share-open]", "[data-shortcuts-open]", "[data-chat-title]"]:
+        box = page.locator(control).bounding_box()
+        assert box["x"] >= 0
+        assert box["x"] + box["width"] <= viewport_width
+    assert header["width"] <= viewport_width
+    page.click("[data-share-open]")
+    expect(page.locator("[data-team-share]")).to_be_visible()
+    screenshot(page, f"teams-share-dialog-{width}-{language}")
     assert page.js_errors == []

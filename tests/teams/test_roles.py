@@ -5,13 +5,16 @@ members read; only the owner and admins manage; only the owner deletes or
 hands over ownership.
 """
 
+import json
+import re
+
 import pytest
 from django.urls import reverse
 
 from accounts.models import User
 from chat.models import Conversation
 from teams.models import Membership, Team
-from tests.factories import make_conversation, make_user
+from tests.factories import make_conversation, make_message, make_user
 
 from .helpers import add_member, make_team
 
@@ -302,3 +305,33 @@ def test_settings_reject_bad_domain(client, team_world):
     assert "is not a domain name" in response.content.decode()
     team.refresh_from_db()
     assert team.allowed_domains == ""
+
+
+def test_shared_page_shows_newest_versions(client, team_world):
+    team, people, target, shared = team_world
+    question = make_message(shared, "user", "First question")
+    make_message(shared, "assistant", "Old answer", parent=question)
+    make_message(shared, "assistant", "New answer", parent=question)
+    client.force_login(people["member"])
+
+    response = client.get(reverse("teams:shared", args=[team.pk, shared.pk]))
+
+    data = json.loads(
+        re.search(
+            r'<script id="shared-messages-data" type="application/json">(.*?)</script>',
+            response.content.decode(),
+            re.S,
+        ).group(1)
+    )
+    assert [m["content"] for m in data] == ["First question", "New answer"]
+
+
+def test_shared_page_copy_labels_translated(client, team_world):
+    team, people, _target, shared = team_world
+    client.force_login(people["member"])
+
+    response = client.get(
+        reverse("teams:shared", args=[team.pk, shared.pk]), HTTP_ACCEPT_LANGUAGE="zh-hans"
+    )
+
+    assert 'data-copy-label="复制"' in response.content.decode()
