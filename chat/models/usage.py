@@ -36,6 +36,9 @@ class UsageRecord(models.Model):
     time_to_first_token_ms = models.PositiveIntegerField(null=True)
     duration_ms = models.PositiveIntegerField(null=True)
     error_code = models.CharField(max_length=64, blank=True)
+    # The upstream sent no usage (a stopped or broken stream), so tokens and cost
+    # are estimated from the text received.
+    usage_estimated = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

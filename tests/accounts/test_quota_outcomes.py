@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from accounts import quotas
 from accounts.models import ModelClass, QuotaCounter
+from chat.history import estimate_tokens
 from chat.models import ChatModel, Message, UsageRecord
 from tests.chat.websocket import (
     connect,
@@ -93,6 +94,14 @@ def check_usage(reply, *, counted):
     assert record.subject == reply.quota_subject
     assert record.model_class == ModelClass.THINKING
     assert record.error_code == reply.error_code
+    if reply.completion_tokens is None and (reply.content or reply.reasoning):
+        # No usage came from the upstream: the tokens are estimated from the text.
+        assert record.usage_estimated is True
+        expected = estimate_tokens(reply.reasoning) + estimate_tokens(reply.content)
+        assert record.completion_tokens == expected
+        assert record.completion_tokens > 0
+        return record
+    assert record.usage_estimated is False
     assert record.completion_tokens == (reply.completion_tokens or 0)
     assert record.reasoning_tokens == (reply.reasoning_tokens or 0)
     assert record.prompt_cache_hit_tokens == (reply.cache_hit_tokens or 0)
