@@ -1,6 +1,7 @@
 """Sends that start at the same moment from several threads, each on its own database connection."""
 
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -8,6 +9,9 @@ from django.db import connection
 
 from chat import services
 from chat.errors import ChatError
+from chat.models import Message
+
+REPLIES_TIMEOUT_SECONDS = 60
 
 
 def send_from_threads(users, sends_per_thread):
@@ -42,3 +46,20 @@ def send_from_threads(users, sends_per_thread):
     with ThreadPoolExecutor(max_workers=len(users)) as pool:
         batches = list(pool.map(send_batch, range(len(users))))
     return [outcome for batch in batches for outcome in batch]
+
+
+def wait_for_replies(owner, count):
+    """Poll the database until `count` replies of `owner` (or of anyone, for None) have ended.
+
+    Returns the replies. A test whose sends reach the session's worker waits here,
+    so that no reply is still writing when the test's tables are emptied.
+    """
+    deadline = time.monotonic() + REPLIES_TIMEOUT_SECONDS
+    replies = Message.objects.filter(role=Message.Role.ASSISTANT)
+    if owner is not None:
+        replies = replies.filter(conversation__owner=owner)
+    while time.monotonic() < deadline:
+        if replies.filter(status__in=Message.TERMINAL).count() >= count:
+            break
+        time.sleep(0.2)
+    return list(replies)

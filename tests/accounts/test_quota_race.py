@@ -25,7 +25,6 @@ from tests.chat.websocket import EVENT_TIMEOUT, connect, receive, send_frame, se
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
 DAILY_CAP = 10
-REPLIES_TIMEOUT_SECONDS = 60
 
 
 @pytest.fixture
@@ -131,17 +130,6 @@ async def race(sockets, sends_per_socket):
     return verdicts, seconds
 
 
-def wait_for_replies(owner, count):
-    """Poll the database until `count` replies of `owner` have ended, and return the replies."""
-    deadline = time.monotonic() + REPLIES_TIMEOUT_SECONDS
-    replies = Message.objects.filter(conversation__owner=owner, role=Message.Role.ASSISTANT)
-    while time.monotonic() < deadline:
-        if replies.filter(status__in=Message.TERMINAL).count() >= count:
-            break
-        time.sleep(0.2)
-    return list(replies)
-
-
 def counter_used(owner):
     return list(
         QuotaCounter.objects.filter(
@@ -172,7 +160,7 @@ async def check_stored(owner, reply_ids):
     # The counter is checked before the replies end and again after, because
     # every reply completes and settling must not move it.
     assert await asyncio.to_thread(counter_used, owner) == [DAILY_CAP]
-    replies = await asyncio.to_thread(wait_for_replies, owner, DAILY_CAP)
+    replies = await asyncio.to_thread(concurrency.wait_for_replies, owner, DAILY_CAP)
 
     assert len(replies) == DAILY_CAP
     assert {str(reply.id) for reply in replies} == set(reply_ids)
@@ -265,7 +253,7 @@ async def test_threaded_minute_cap_holds(live_stack, capped_owner):
     assert {error.code for error in rejected} == {"rate_limited"}
     assert min(error.retry_after for error in rejected) > 0
     assert await asyncio.to_thread(counter_used, capped_owner) == [3]
-    replies = await asyncio.to_thread(wait_for_replies, capped_owner, 3)
+    replies = await asyncio.to_thread(concurrency.wait_for_replies, capped_owner, 3)
     assert {reply.status for reply in replies} == {Message.Status.COMPLETE}
     # No counted send is more than a minute from leaving the window, so a send
     # that waited for the row lock must not be told to wait longer.

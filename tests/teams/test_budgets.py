@@ -13,7 +13,7 @@ from chat.errors import ChatError
 from chat.models import Conversation, Message, UsageRecord
 from teams import budgets
 from teams.models import Team
-from tests.concurrency import send_from_threads
+from tests.concurrency import send_from_threads, wait_for_replies
 from tests.factories import make_user
 
 from .helpers import add_member, bill, make_team, send
@@ -228,7 +228,7 @@ def test_concurrent_sends_after_budget_all_refused(owner):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_sends_member_caps_exact(owner):
+def test_concurrent_sends_member_caps_exact(live_stack, owner):
     team = make_team(owner, monthly_budget=Decimal("100"), member_monthly_cap=Decimal("1"))
     capped = [add_member(team, f"capped{n}@example.com").user for n in range(3)]
     free = [add_member(team, f"free{n}@example.com").user for n in range(2)]
@@ -243,6 +243,8 @@ def test_concurrent_sends_member_caps_exact(owner):
     assert [by_user[u.email] for u in capped] == ["team_member_cap"] * 3
     assert [by_user[u.email] for u in free] == ["accepted"] * 2
     assert Message.objects.filter(role="user").count() == 2
+    replies = wait_for_replies(None, 2)
+    assert [reply.status for reply in replies] == [Message.Status.COMPLETE] * 2
 
 
 def test_budget_status_remaining(owner):
