@@ -4,7 +4,7 @@ from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Sum
+from django.db.models import Sum
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -102,7 +102,6 @@ def _usage_by_member(team, since):
         .annotate(
             cost=Sum("cost_usd"),
             tokens=Sum(UsageRecord.total_tokens()),
-            replies=Count("id"),
         )
     )
     return {row["user"]: row for row in rows}
