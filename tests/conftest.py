@@ -5,6 +5,7 @@ from django.conf import settings
 from django.db import connection
 
 from tests.chat.websocket import session_cookie
+from tests.concurrency import end_replies_in_flight
 from tests.factories import make_user
 
 # Process fixtures live in tests/stack.py; importing them here shares them.
@@ -31,6 +32,20 @@ def reset_sign_in_throttles():
     keys = list(client.scan_iter(match="*:rl:*"))
     if keys:
         client.delete(*keys)
+
+
+@pytest.fixture(autouse=True)
+def end_replies_before_teardown(request, django_db_blocker):
+    """Stop the replies a test left to the session's worker before its tables are emptied.
+
+    A worker writing a reply while pytest-django truncates the tables
+    deadlocks the truncation. This teardown runs before that truncation
+    because pytest-django's database fixtures are set up first.
+    """
+    yield
+    if "worker" in request.fixturenames and "_django_db_helper" in request.fixturenames:
+        with django_db_blocker.unblock():
+            end_replies_in_flight()
 
 
 @pytest.fixture
