@@ -1,10 +1,11 @@
-"""Throttling of sign-in and sign-up, per account and per client address.
+"""Throttling of sign-in, sign-up and password reset, per account and per client address.
 
 Counters live in the shared Redis cache (django-ratelimit, fixed windows), so
-every web process sees the same counts. Sign-in counts failed attempts only;
-sign-up counts every attempt. The account key is the email address as typed,
-normalised, whether or not an account has it, so a blocked attempt looks the
-same for an existing account and for a made-up one.
+every web process sees the same counts. Sign-in counts failed attempts only.
+Sign-up and password reset count every attempt, because each may send an
+email. The account key is the email address as typed, normalised, whether or
+not an account has it, so a blocked attempt looks the same for an existing
+account and for a made-up one.
 """
 
 import logging
@@ -22,6 +23,11 @@ logger = logging.getLogger(__name__)
 
 SIGN_IN = "accounts.sign_in"
 SIGN_UP = "accounts.sign_up"
+PASSWORD_RESET = "accounts.password_reset"
+
+# Password reset has its own counters but uses the sign-up rates of
+# AUTH_THROTTLE_RATES: both send at most one email per attempt.
+RATES_KEY = {SIGN_IN: SIGN_IN, SIGN_UP: SIGN_UP, PASSWORD_RESET: SIGN_UP}
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +38,7 @@ class Check:
 
 
 def _checks(request, action, email) -> list[Check]:
-    rates = settings.AUTH_THROTTLE_RATES[action]
+    rates = settings.AUTH_THROTTLE_RATES[RATES_KEY[action]]
     checks = [Check(f"{action}.ip", f"ip:{request_ip(request)}", rates["ip"])]
     email = (email or "").strip().lower()
     if email:
@@ -68,7 +74,7 @@ def seconds_blocked(request, action, email) -> int:
 
 
 def count_attempt(request, action, email) -> None:
-    """Count one attempt (a failed sign-in, or any sign-up) against each limit."""
+    """Count one attempt (a failed sign-in, or any sign-up or reset) against each limit."""
     try:
         for check in _checks(request, action, email):
             _usage(request, check, increment=True)

@@ -6,6 +6,7 @@ project's simulator. Their output goes to test-artifacts/<name>.log.
 """
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 from django.conf import settings
+
+from tests.mailbox import MAIL_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -127,8 +130,13 @@ def stack_env(django_db_setup, simulator):
         PYTHONUNBUFFERED="1",
         # A key the worker can send to the simulator for endpoints of test catalogues.
         CHATSITE_TEST_API_KEY="sk-test-endpoint",
+        # Mail goes to files of this session, where tests/mailbox.py reads it.
+        EMAIL_FILE_PATH=str(MAIL_DIR),
     )
-    return env
+    shutil.rmtree(MAIL_DIR, ignore_errors=True)
+    MAIL_DIR.mkdir(parents=True)
+    yield env
+    shutil.rmtree(MAIL_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

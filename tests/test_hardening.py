@@ -12,8 +12,10 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from chat.models import Message
+from tests.accounts.signing_up import request_link
 from tests.chat.websocket import communicator_for
 from tests.factories import PASSWORD, make_conversation, make_message, make_user
+from tests.mailbox import outbox_link
 from tests.test_settings_env import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -176,12 +178,26 @@ def assert_strict_page(response, url):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "url_name", ["accounts:login", "accounts:sign_up", "accounts:password_change_done"]
+    "url_name",
+    [
+        "accounts:login",
+        "accounts:sign_up",
+        "accounts:password_change_done",
+        "accounts:password_reset",
+        "accounts:password_reset_done",
+    ],
 )
 def test_public_pages_strict(client, url_name, owner):
     if url_name == "accounts:password_change_done":
         client.force_login(owner)
     assert_strict_page(client.get(reverse(url_name)), url_name)
+
+
+@pytest.mark.django_db
+def test_sign_up_link_pages_strict(client):
+    sent = request_link(client, "strict@example.com")
+    assert_strict_page(sent, "sign-up sent")
+    assert_strict_page(client.get(outbox_link("strict@example.com")), "choose password")
 
 
 @pytest.mark.django_db

@@ -12,6 +12,8 @@ from chat import services
 from chat.errors import ChatError
 from chat.models import Conversation, Message
 
+from .signing_up import sign_up_by_link
+
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "a-long-guest-pass-phrase"
@@ -122,10 +124,7 @@ def test_guest_sign_up_keeps_conversations_and_usage(client, settings):
     form_page = client.get(reverse("accounts:sign_up")).content.decode()
     assert "guest.invalid" not in form_page
 
-    response = client.post(
-        reverse("accounts:sign_up"),
-        {"email": "Joined@Example.com", "password1": PASSWORD, "password2": PASSWORD},
-    )
+    response = sign_up_by_link(client, "Joined@Example.com", PASSWORD)
 
     assert response.status_code == 302
     user = User.objects.get()

@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from chat.models import Message
+from tests.mailbox import file_link
 from tests.stack import wait_for_web
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e, pytest.mark.browser]
@@ -36,8 +37,12 @@ def new_page(browser, base_url, locale="en-US", viewport=DESKTOP, timezone_id=No
 
 
 def sign_up(page, email):
+    """Sign up as a person does: ask for the link, open it from the mail, choose a password."""
     page.goto("/accounts/sign-up/")
     page.fill("input[name=email]", email)
+    page.click("button[type=submit]")
+    expect(page.locator("[data-check-inbox]")).to_be_visible()
+    page.goto(file_link(email))
     page.fill("input[name=password1]", PASSWORD)
     page.fill("input[name=password2]", PASSWORD)
     page.click("button[type=submit]")

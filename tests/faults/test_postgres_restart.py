@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from tests.faults.conftest import FAST_FAULTS, Site, Socket
+from tests.mailbox import file_link
 from tests.private_servers import ROOT, PrivatePostgres
 
 pytestmark = pytest.mark.e2e
@@ -39,19 +40,21 @@ def private_postgres(stack_env):
     cluster.destroy()
 
 
-def sign_up(http, email):
-    page = http.get("/accounts/sign-up/")
+def post_form(http, path, data):
+    page = http.get(path)
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-    response = http.post(
-        "/accounts/sign-up/",
-        data={
-            "csrfmiddlewaretoken": token,
-            "email": email,
-            "password1": PASSWORD,
-            "password2": PASSWORD,
-        },
-        headers={"Referer": f"{http.base_url}/accounts/sign-up/"},
+    return http.post(
+        path,
+        data={"csrfmiddlewaretoken": token, **data},
+        headers={"Referer": f"{http.base_url}{path}"},
     )
+
+
+def sign_up(http, email):
+    """Sign up through the emailed link; returns the session cookie header."""
+    sent = post_form(http, "/accounts/sign-up/", {"email": email})
+    assert sent.status_code == 200, sent.text[:300]
+    response = post_form(http, file_link(email), {"password1": PASSWORD, "password2": PASSWORD})
     assert response.status_code == 302, response.text[:300]
     return f"sessionid={http.cookies['sessionid']}"
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from teams import services
 from teams.models import Invite, Membership
+from tests.accounts.signing_up import sign_up_by_link
 from tests.factories import PASSWORD, make_user
 
 from .helpers import add_member, make_team
@@ -54,10 +55,7 @@ def test_invite_signs_up_then_joins(client, owner):
     invite = make_invite(team)
 
     page = client.get(invite_url(invite))
-    sign_up = client.post(
-        reverse("accounts:sign_up") + "?next=" + invite_url(invite),
-        {"email": "fresh@example.com", "password1": PASSWORD, "password2": PASSWORD},
-    )
+    sign_up = sign_up_by_link(client, "fresh@example.com", PASSWORD, next_url=invite_url(invite))
     joined = client.post(invite_url(invite))
 
     assert "Sign up and join" in page.content.decode()
@@ -68,9 +66,8 @@ def test_invite_signs_up_then_joins(client, owner):
 
 
 def test_sign_up_ignores_foreign_next(client):
-    response = client.post(
-        reverse("accounts:sign_up") + "?next=https://elsewhere.invalid/",
-        {"email": "fresh@example.com", "password1": PASSWORD, "password2": PASSWORD},
+    response = sign_up_by_link(
+        client, "fresh@example.com", PASSWORD, next_url="https://elsewhere.invalid/"
     )
     assert response["Location"] == reverse("chat:index")
 
