@@ -341,8 +341,9 @@ if USD_TO_CNY_RATE <= 0:
 # Bearer token that Prometheus sends to /metrics; without it /metrics answers 404.
 METRICS_TOKEN = env.str("METRICS_TOKEN", "")
 
-# Outgoing mail (team join links). Without EMAIL_HOST, mail is printed to
-# the web process's log, which is enough to try the site on one machine.
+# Outgoing mail (sign-up links, password resets, team join links). Without
+# EMAIL_HOST, mail is printed to the web process's output, which is enough to
+# try the site on one machine: the sign-up link shows up there.
 EMAIL_HOST = env.str("EMAIL_HOST", "")
 EMAIL_BACKEND = (
     "django.core.mail.backends.smtp.EmailBackend"

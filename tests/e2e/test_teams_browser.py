@@ -21,6 +21,7 @@ from tests.e2e.test_chat_browser import (
     send,
     sign_up,
 )
+from tests.mailbox import file_link
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e, pytest.mark.browser]
 
@@ -66,9 +67,14 @@ def test_team_flow(browser, web_server):
     expect(member.locator("h1")).to_have_text("Join Research")
     member.click("text=Sign up and join")
     member.fill("input[name=email]", "analyst@example.com")
+    member.click("button[type=submit]")
+    expect(member.locator("[data-check-inbox]")).to_be_visible()
+    member.goto(file_link("analyst@example.com"))
     member.fill("input[name=password1]", PASSWORD)
     member.fill("input[name=password2]", PASSWORD)
     member.click("button[type=submit]")
+    # The link carried the invite page, so choosing the password leads back to it.
+    expect(member).to_have_url(link)
     member.click("text=Join the team")
     expect(member).to_have_url(re.compile(rf"/teams/{team.pk}/$"))
     assert Membership.objects.get(user__email="analyst@example.com").role == "member"
