@@ -19,6 +19,8 @@ class EndpointRow:
     base_url: str
     api_key_variable: str
     has_api_key: bool
+    # The simulator takes any key, so its placeholder key is not shown as "set".
+    is_simulator: bool
     # (display name, model id) of each active model.
     models: list[tuple[str, str]]
 
@@ -36,6 +38,7 @@ def endpoint_health(request):
             base_url=endpoint.resolved_base_url(),
             api_key_variable=endpoint.api_key_env,
             has_api_key=bool(endpoint.api_key()),
+            is_simulator=endpoint.is_simulator,
             models=[
                 (model.display_name, catalog.model_id_for(model)) for model in endpoint.models.all()
             ],

@@ -378,6 +378,18 @@ def test_page_staff_sees_endpoints(client, staff):
     assert "data-health-results" not in html
 
 
+def test_page_simulator_key_not_needed(client, staff, key_simulator, monkeypatch):
+    monkeypatch.setenv(KEY_VARIABLE, "sk-health-test")
+    make_endpoint("keyed", key_simulator, api_key_env=KEY_VARIABLE)
+    client.force_login(staff)
+
+    html = client.get(HEALTH_URL).content.decode()
+
+    # The environment endpoint is the simulator: its placeholder key is no key.
+    assert html.count("not needed: the simulator takes any key") == 1
+    assert html.count(f"set, from {KEY_VARIABLE}") == 1
+
+
 def test_page_staff_post_shows_results(client, staff, closed_port):
     make_endpoint("closed", f"http://127.0.0.1:{closed_port}")
     client.force_login(staff)
