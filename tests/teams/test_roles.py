@@ -7,13 +7,15 @@ hands over ownership.
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import User
 from chat.models import Conversation
-from teams.models import Membership, Team
+from teams.models import Invite, Membership, Team
 from tests.factories import make_conversation, make_message, make_user
 
 from .helpers import add_member, make_team
@@ -335,3 +337,23 @@ def test_shared_page_copy_labels_translated(client, team_world):
     )
 
     assert 'data-copy-label="复制"' in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("role", "sentence"),
+    [
+        ("member", "You are invited as a member."),
+        ("admin", "You are invited as an admin: you can invite people, manage members"),
+    ],
+)
+def test_invite_page_names_role(client, owner, role, sentence):
+    team = make_team(owner, "Acme")
+    invite = Invite.objects.create(
+        team=team, role=role, max_uses=1, expires_at=timezone.now() + timedelta(days=7)
+    )
+    client.force_login(make_user("newcomer@example.com"))
+
+    html = client.get(reverse("teams:invite", args=[invite.token])).content.decode()
+
+    assert sentence in html
+    assert "billed to the team's budget" in html
