@@ -1,5 +1,7 @@
 from django.contrib import admin
 from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from .models import (
     ChatModel,
@@ -24,10 +26,23 @@ class MessageInline(admin.TabularInline):
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
-    list_display = ("title", "owner", "updated_at")
+    list_display = ("title", "owner", "updated_at", "deleted_at")
+    list_filter = (("deleted_at", admin.EmptyFieldListFilter),)
     search_fields = ("title", "owner__email")
     raw_id_fields = ("owner",)
     inlines = [MessageInline]
+    actions = ["restore"]
+
+    @admin.action(description=_("Restore the selected deleted conversations"))
+    def restore(self, request, queryset):
+        restored = queryset.filter(deleted_at__isnull=False).update(deleted_at=None)
+        self.message_user(
+            request,
+            ngettext(
+                "%(count)d conversation restored.", "%(count)d conversations restored.", restored
+            )
+            % {"count": restored},
+        )
 
 
 @admin.register(Message)

@@ -21,3 +21,11 @@ def sweep_replies():
     if result.events:
         runner.run(sweeper.announce(result.events))
     return {"interrupted": len(result.interrupted), "requeued": len(result.requeued)}
+
+
+@shared_task(name="chat.purge_deleted_conversations")
+def purge_deleted_conversations():
+    """Delete for good the conversations deleted longer ago than `CONVERSATION_PURGE_DAYS`."""
+    from . import purge
+
+    return purge.purge_deleted()

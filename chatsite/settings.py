@@ -184,13 +184,29 @@ CHAT_SWEEP_SECONDS = env.float("CHAT_SWEEP_SECONDS", 15.0)
 # The sweep has a queue of its own, consumed by the `beat` process (a small
 # worker with the scheduler embedded), so it runs while reply workers are down.
 SWEEP_QUEUE = "sweep"
-CELERY_TASK_ROUTES = {"chat.sweep_replies": {"queue": SWEEP_QUEUE}}
+CELERY_TASK_ROUTES = {
+    "chat.sweep_replies": {"queue": SWEEP_QUEUE},
+    "chat.purge_deleted_conversations": {"queue": SWEEP_QUEUE},
+}
+# A deleted conversation is hidden at once and removed for good after this
+# many days, so staff can restore one on request until then (chat/purge.py).
+CONVERSATION_PURGE_DAYS = env.int("CONVERSATION_PURGE_DAYS", 30)
+if CONVERSATION_PURGE_DAYS < 0:
+    raise ImproperlyConfigured(
+        f"CONVERSATION_PURGE_DAYS={CONVERSATION_PURGE_DAYS} must be 0 or more days, such as 30."
+    )
+PURGE_EVERY_SECONDS = 3600
 CELERY_BEAT_SCHEDULE = {
     "sweep-replies": {
         "task": "chat.sweep_replies",
         "schedule": CHAT_SWEEP_SECONDS,
         # A sweep nobody ran before the next one is due is dropped, not piled up.
         "options": {"expires": CHAT_SWEEP_SECONDS},
+    },
+    "purge-deleted-conversations": {
+        "task": "chat.purge_deleted_conversations",
+        "schedule": PURGE_EVERY_SECONDS,
+        "options": {"expires": PURGE_EVERY_SECONDS},
     },
 }
 

@@ -48,6 +48,7 @@ def test_settings_load_with_defaults():
         ("CHAT_MAX_INPUT_CHARS", "lots", 'Environment variable "CHAT_MAX_INPUT_CHARS" invalid'),
         ("SECRET_KEY", "", "SECRET_KEY is not set"),
         ("SECRET_KEY", "short", "SECRET_KEY is too weak"),
+        ("CONVERSATION_PURGE_DAYS", "-1", "CONVERSATION_PURGE_DAYS=-1 must be 0 or more days"),
     ],
 )
 def test_malformed_value_stops_start_up(variable, value, expected):
