@@ -17,7 +17,7 @@ from pathlib import Path
 
 import redis
 
-from tests.stack import ARTIFACTS, ROOT, ManagedProcess, free_port
+from tests.stack import ARTIFACTS, ROOT, ManagedProcess, free_port, start_web, start_worker
 
 START_TIMEOUT_SECONDS = 30
 
@@ -133,34 +133,6 @@ class PrivatePostgres:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start_worker(name, env, concurrency=10):
-    process = ManagedProcess(
-        name,
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "--app",
-            "chatsite",
-            "worker",
-            "--pool",
-            "threads",
-            "--concurrency",
-            str(concurrency),
-            "--loglevel",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--hostname",
-            f"{name}-{os.getpid()}-{time.monotonic_ns()}@%h",
-        ],
-        env,
-    )
-    process.wait_until(lambda: " ready." in process.log(), "'ready.' in its log")
-    return process
-
-
 def start_beat(name, env):
     schedule = Path(tempfile.mkdtemp(prefix="chatsite-beat-")) / "schedule"
     process = ManagedProcess(
@@ -192,31 +164,6 @@ def start_beat(name, env):
         env,
     )
     process.wait_until(lambda: " ready." in process.log(), "'ready.' in its log")
-    return process
-
-
-def start_web(name, env):
-    port = free_port()
-    process = ManagedProcess(
-        name,
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "chatsite.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--ws-max-size",
-            "2097152",
-        ],
-        env,
-    )
-    process.base_url = f"http://127.0.0.1:{port}"
-    from tests.stack import wait_for_web
-
-    wait_for_web(process)
     return process
 
 

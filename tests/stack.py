@@ -141,8 +141,22 @@ def stack_env(django_db_setup, simulator):
 
 @pytest.fixture(scope="session")
 def worker(stack_env):
+    process = start_worker("worker", stack_env, concurrency=20)
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def web_process(stack_env, worker):
+    """The uvicorn process; `.base_url` is where it serves."""
+    process = start_web("web", stack_env)
+    yield process
+    process.stop()
+
+
+def start_worker(name, env, concurrency=10):
     process = ManagedProcess(
-        "worker",
+        name,
         [
             sys.executable,
             "-m",
@@ -153,28 +167,25 @@ def worker(stack_env):
             "--pool",
             "threads",
             "--concurrency",
-            "20",
+            str(concurrency),
             "--loglevel",
             "INFO",
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
             "--hostname",
-            f"test-{os.getpid()}@%h",
+            f"{name}-{os.getpid()}-{time.monotonic_ns()}@%h",
         ],
-        stack_env,
+        env,
     )
     process.wait_until(lambda: " ready." in process.log(), "'ready.' in its log")
-    yield process
-    process.stop()
+    return process
 
 
-@pytest.fixture(scope="session")
-def web_process(stack_env, worker):
-    """The uvicorn process; `.base_url` is where it serves."""
+def start_web(name, env):
     port = free_port()
     process = ManagedProcess(
-        "web",
+        name,
         [
             sys.executable,
             "-m",
@@ -187,12 +198,11 @@ def web_process(stack_env, worker):
             "--ws-max-size",
             "2097152",
         ],
-        stack_env,
+        env,
     )
     process.base_url = f"http://127.0.0.1:{port}"
     wait_for_web(process)
-    yield process
-    process.stop()
+    return process
 
 
 def wait_for_web(process):
