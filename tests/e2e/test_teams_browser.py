@@ -22,6 +22,7 @@ from tests.e2e.test_chat_browser import (
     sign_up,
 )
 from tests.mailbox import file_link
+from tests.teams.helpers import add_member
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e, pytest.mark.browser]
 
@@ -180,6 +181,13 @@ def test_team_screens(browser, web_server, locale, viewport, width):
     expect(page).to_have_url(re.compile(r"/teams/\d+/$"))
     page.click("form[action$='/invites/'] button")
     expect(page.locator("[data-invite-link]")).to_have_count(1)
+    # A member's row brings the role and cap forms, whose hidden labels once
+    # widened the whole page on phones.
+    team = Team.objects.get(memberships__user__email=f"owner-{language}-{width}@example.com")
+    add_member(team, f"member-{language}-{width}@example.com")
+    page.reload()
+    expect(page.locator("[data-members] tbody tr")).to_have_count(2)
+    assert page.evaluate("document.documentElement.scrollWidth") == viewport["width"]
     screenshot(page, f"teams-detail-{width}-{language}")
     expect(page.locator("html")).to_have_attribute("lang", "en" if language == "en" else "zh-hans")
     if language == "zh":
