@@ -10,21 +10,22 @@ What counts against a cap follows one table (docs/quotas.md):
 | failed, interrupted (upstream out of capacity included) | no |
 
 Reservations run inside the send's transaction. The user's row is locked
-first, so one user's concurrent sends are checked one after another, and the
-daily counter moves by a single conditional UPDATE, so the cap holds even
-across processes.
+first, so one user's concurrent sends are checked one after another. The
+daily counter moves by a single INSERT ... ON CONFLICT DO UPDATE whose update
+is conditional on the cap, so the cap holds even across processes and for
+counters that several accounts share (a guest's address).
 """
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Sum
+from django.db.models import F, OuterRef, Subquery, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -50,13 +51,6 @@ class QuotaExceeded(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Reservation:
-    subject: str
-    model_class: str
-    day: date | None  # None when the plan has no daily cap
-
-
-@dataclass(frozen=True, slots=True)
 class QuotaStatus:
     """Messages left today for one model class (None: no cap), and the next reset."""
 
@@ -74,6 +68,15 @@ class QuotaStatus:
             "resets_at": self.resets_at.isoformat(),
             "max_input_chars": self.max_input_chars,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    subject: str
+    model_class: str
+    day: date | None  # None when the plan has no daily cap
+    # What status_for would return right after this reservation, without reading it again.
+    status: QuotaStatus | None = field(default=None, compare=False)
 
 
 def subject_for(user) -> str:
@@ -129,19 +132,28 @@ class EffectiveLimit:
     max_output_tokens: int | None
 
 
-def limit_for(user, model_class) -> EffectiveLimit | None:
-    """Return the user's limits for a model class, or None when the plan sets none."""
-    plan_limit = PlanLimit.objects.filter(
-        plan__slug=user.effective_plan_slug(), model_class=model_class
-    ).first()
+def limit_for(user, model_class, plan=None) -> EffectiveLimit | None:
+    """Return the user's limits for a model class, or None when the plan sets none.
+
+    `plan` is the user's effective plan slug when the caller has it already.
+    The plan's row and the user's override are read in one query.
+    """
+    if plan is None:
+        plan = user.effective_plan_slug()
+    overrides = UserLimitOverride.objects.filter(user=user, model_class=OuterRef("model_class"))
+    plan_limit = (
+        PlanLimit.objects.filter(plan__slug=plan, model_class=model_class)
+        .annotate(
+            **{f"override_{name}": Subquery(overrides.values(name)[:1]) for name in LIMIT_FIELDS}
+        )
+        .first()
+    )
     if plan_limit is None:
         return None
-    values = {name: getattr(plan_limit, name) for name in LIMIT_FIELDS}
-    override = UserLimitOverride.objects.filter(user=user, model_class=model_class).first()
-    if override is not None:
-        for name in LIMIT_FIELDS:
-            if getattr(override, name) is not None:
-                values[name] = getattr(override, name)
+    values = {}
+    for name in LIMIT_FIELDS:
+        override = getattr(plan_limit, f"override_{name}")
+        values[name] = override if override is not None else getattr(plan_limit, name)
     return EffectiveLimit(**values)
 
 
@@ -177,32 +189,49 @@ def status_for(user, model_class, now=None) -> QuotaStatus:
     )
 
 
-def reserve(user, model_class, **checks) -> Reservation:
+def reserve(user, model_class, *, savepoint=True, **checks) -> Reservation:
     """Reserve one message for `user`, or raise QuotaExceeded having changed nothing.
 
-    Takes the keyword arguments of `_reserve`, in a savepoint of its own.
+    Takes the keyword arguments of `_reserve`. With `savepoint` (the default)
+    the reservation runs in a savepoint of its own, so a refusal leaves the
+    caller's transaction usable. A caller that rolls its whole transaction
+    back on QuotaExceeded passes `savepoint=False` and saves two queries; its
+    transaction then accepts no further query after a refusal.
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=savepoint):
         return _reserve(user, model_class, **checks)
 
 
 def _reserve(
-    user, model_class, *, in_flight_count, recent_sends, content_length, client_ip=None, now=None
+    user,
+    model_class,
+    *,
+    in_flight_count,
+    recent_sends,
+    content_length,
+    client_ip=None,
+    now=None,
+    plan=None,
 ):
     """Reserve one message for `user`, or raise QuotaExceeded. Call inside a transaction.
 
     `in_flight_count(user)` counts the user's replies queued or streaming and
     `recent_sends(user, since)` returns the times of their sends since a
     moment, oldest first. Both are called after the user's row is locked, so
-    they cannot race another send.
+    they cannot race another send. `plan` is the user's effective plan slug
+    when the caller has it already.
     """
-    limit = limit_for(user, model_class)
+    if plan is None:
+        plan = user.effective_plan_slug()
+    limit = limit_for(user, model_class, plan)
     if limit is None:
-        return Reservation(subject_for(user), model_class, None)
+        status = QuotaStatus(model_class, None, None, next_reset(now or timezone.now()))
+        return Reservation(subject_for(user), model_class, None, status)
     # Every check below runs with the user's row locked. The clock is read
     # after the lock, because a send may wait there for another one.
     User.objects.select_for_update().only("pk").get(pk=user.pk)
     now = now or timezone.now()
+    resets_at = next_reset(now)
 
     if content_length > limit.max_input_chars:
         raise QuotaExceeded(
@@ -231,44 +260,45 @@ def _reserve(
                 % {"limit": limit.messages_per_minute, "seconds": wait},
                 retry_after=wait,
             )
-    _check_spend_caps(user, now)
+    _check_spend_caps(plan, now)
     if limit.messages_per_day is None:
-        return Reservation(subject_for(user), model_class, None)
+        status = QuotaStatus(model_class, None, None, resets_at, limit.max_input_chars)
+        return Reservation(subject_for(user), model_class, None, status)
 
     day = quota_day(now)
     subjects = subjects_for(user, client_ip)
+    used_by_subject = {}
     for subject in subjects:
-        _ensure_counter(subject, model_class, day)
-        incremented = QuotaCounter.objects.filter(
-            subject=subject, model_class=model_class, day=day, used__lt=limit.messages_per_day
-        ).update(used=F("used") + 1)
-        if not incremented:
-            break
-    if not incremented:
-        # The caller's transaction rolls back the counters taken before this one.
-        resets_at = next_reset(now)
-        raise QuotaExceeded(
-            "quota_exceeded",
-            _(
-                "You have used all %(limit)d messages of your plan for today. "
-                "The count resets at %(time)s (%(zone)s)."
+        used = _take_one(subject, model_class, day, limit.messages_per_day)
+        if used is None:
+            # The caller's transaction rolls back the counters taken before this one.
+            raise QuotaExceeded(
+                "quota_exceeded",
+                _(
+                    "You have used all %(limit)d messages of your plan for today. "
+                    "The count resets at %(time)s (%(zone)s)."
+                )
+                % {
+                    "limit": limit.messages_per_day,
+                    "time": resets_at.strftime("%H:%M"),
+                    "zone": settings.QUOTA_TIME_ZONE,
+                },
+                retry_after=math.ceil((resets_at - now).total_seconds()),
             )
-            % {
-                "limit": limit.messages_per_day,
-                "time": resets_at.strftime("%H:%M"),
-                "zone": settings.QUOTA_TIME_ZONE,
-            },
-            retry_after=math.ceil((resets_at - now).total_seconds()),
-        )
-    return Reservation(SUBJECT_SEPARATOR.join(subjects), model_class, day)
+        used_by_subject[subject] = used
+    # The status, like status_for, counts the account's own counter only.
+    remaining = max(0, limit.messages_per_day - used_by_subject[subject_for(user)])
+    status = QuotaStatus(
+        model_class, limit.messages_per_day, remaining, resets_at, limit.max_input_chars
+    )
+    return Reservation(SUBJECT_SEPARATOR.join(subjects), model_class, day, status)
 
 
-def _check_spend_caps(user, now):
-    """Refuse the send when a spend cap that covers the user's plan is used up today.
+def _check_spend_caps(plan, now):
+    """Refuse the send when a spend cap that covers `plan` (a plan slug) is used up today.
 
     Replies already in flight finish, so the overshoot is bounded by their cost.
     """
-    plan = user.effective_plan_slug()
     caps = SpendCap.objects.filter(is_active=True).prefetch_related("plans")
     start = _day_start(now)
     for cap in caps:
@@ -298,14 +328,26 @@ def _spend_since(start, plans) -> Decimal:
     return records.aggregate(total=Sum("cost_usd"))["total"] or Decimal(0)
 
 
-def _ensure_counter(subject, model_class, day):
-    # ON CONFLICT DO NOTHING: two first sends of a day must not both insert.
+def _take_one(subject, model_class, day, limit) -> int | None:
+    """Add one message to a daily counter below `limit`; return its new count, or None if full.
+
+    One statement creates the day's row or increments it. Two first sends of a
+    day cannot both insert (ON CONFLICT), and the conditional update runs on
+    the row's latest version under its row lock, so the cap holds across
+    processes. A limit of 0 inserts nothing.
+    """
+    table = QuotaCounter._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {QuotaCounter._meta.db_table} (subject, model_class, day, used) "
-            "VALUES (%s, %s, %s, 0) ON CONFLICT DO NOTHING",
-            [subject, model_class, day],
+            f"INSERT INTO {table} AS counter (subject, model_class, day, used) "
+            "SELECT %s, %s, %s, 1 WHERE %s > 0 "
+            "ON CONFLICT (subject, model_class, day) "
+            "DO UPDATE SET used = counter.used + 1 WHERE counter.used < %s "
+            "RETURNING used",
+            [subject, model_class, day, limit, limit],
         )
+        row = cursor.fetchone()
+    return None if row is None else row[0]
 
 
 def refund(subject, model_class, day) -> bool:

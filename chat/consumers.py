@@ -8,6 +8,7 @@ import json
 import logging
 import uuid
 
+from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.http import HttpRequest
@@ -128,16 +129,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def send_message(self, frame):
         client_id = _parse_uuid(frame.get("client_id"), "client_id")
         conversation_id = frame.get("conversation")
+        new_conversation_id = uuid.uuid4()
         if conversation_id is not None:
             conversation_id = _parse_uuid(conversation_id, "conversation")
-            # Checked before subscribing: a failed send to someone else's
-            # conversation must not leave this socket listening to it.
-            await database_sync_to_async(services.get_conversation_for_user)(
-                self.user, conversation_id
-            )
-        new_conversation_id = uuid.uuid4()
-        # Subscribe before the reply task can start, so no delta goes unseen.
-        await self.subscribe(conversation_id or new_conversation_id)
+        else:
+            # Subscribe before the reply task can start, so no delta goes unseen.
+            await self.subscribe(new_conversation_id)
 
         accepted = await database_sync_to_async(services.accept_message)(
             self.user,
@@ -149,8 +146,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
             client_ip=scope_ip(self.scope),
             team_choice=frame.get("team", services.DEFAULT_TEAM),
             branch=_branch_of_send(frame, conversation_id),
+            subscribe=self.subscribe_from_database_thread,
         )
         await self.announce_accepted(accepted, client_id)
+
+    def subscribe_from_database_thread(self, conversation_id):
+        """Join a conversation's group from inside `accept_message`'s transaction.
+
+        accept_message calls it once the conversation is known to be this
+        user's and before the reply task is enqueued, so a send to someone
+        else's conversation never listens to it and no delta of the reply
+        goes unseen. The ownership check needs no database call of its own.
+        """
+        if group_name(conversation_id) not in self.groups_joined:
+            async_to_sync(self.subscribe)(conversation_id)
 
     async def regenerate_message(self, frame):
         client_id = _parse_uuid(frame.get("client_id"), "client_id")

@@ -8,16 +8,18 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.postgres.aggregates import ArrayAgg
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts import quotas
 from accounts.models import QuotaBlock
-from teams import budgets
+from teams import access, budgets
 from teams.models import Team
 
 from . import accounting, catalog, sweeper, tree
@@ -85,6 +87,7 @@ def accept_message(
     client_ip=None,
     team_choice=DEFAULT_TEAM,
     branch=None,
+    subscribe=None,
 ) -> Accepted:
     """Store a user message and a queued reply, and enqueue the reply task on commit.
 
@@ -97,6 +100,11 @@ def accept_message(
     message the question follows, or names the question a regenerate answers
     again; None follows the newest message. A resend with a known `client_id`
     returns the stored messages.
+
+    `subscribe(conversation_id)`, if given, is called inside the transaction
+    as soon as the existing conversation `conversation_id` is known to be the
+    user's, so before the reply task can be enqueued. It is not called for a
+    new conversation or a resend, nor when the conversation is not found.
     """
     duplicate = _find_duplicate(user, client_id)
     if duplicate:
@@ -107,50 +115,45 @@ def accept_message(
     if team_choice is not DEFAULT_TEAM and team_choice is not None:
         if isinstance(team_choice, bool) or not isinstance(team_choice, int):
             raise ChatError("invalid_input", _("`team` must be a team id (a number) or null."))
+    # Read once: the quota checks and a refusal's record both need the plan.
+    plan = user.effective_plan_slug()
 
     try:
         with transaction.atomic():
-            conversation = _conversation_for_send(
-                user, conversation_id, new_conversation_id, content
-            )
-            model = _model_for_send(user, model_slug, conversation)
-            team = _team_for_send(user, team_choice, conversation)
-            reservation = _reserve(user, model, content, client_ip, team)
-            if conversation.chat_model_id != model.pk or conversation.team_id != (
-                team.pk if team else None
-            ):
-                conversation.chat_model = model
-                conversation.team = team
-                conversation.save(update_fields=["chat_model", "team"])
-            question, parent = tree.resolve(conversation, branch)
-            if question is None:
-                user_message = Message.objects.create(
-                    conversation=conversation,
-                    parent=parent,
-                    role=Message.Role.USER,
-                    status=Message.Status.COMPLETE,
-                    content=content,
-                    client_id=client_id,
+            if conversation_id is None:
+                # Inserted after the checks, with its model and team, so a
+                # refused send stores nothing and costs no UPDATE.
+                conversation = Conversation(
+                    id=new_conversation_id or uuid.uuid4(),
+                    owner=user,
+                    title=title_from_content(content),
                 )
             else:
-                # A regenerate: the question exists, the new reply carries the client_id.
-                user_message = question
-            assistant_message = Message.objects.create(
-                conversation=conversation,
-                parent=user_message,
-                client_id=client_id if question is not None else None,
-                role=Message.Role.ASSISTANT,
-                status=Message.Status.QUEUED,
-                chat_model=model,
-                model=catalog.model_id_for(model),
-                quota_subject=reservation.subject,
-                quota_class=reservation.model_class,
-                quota_day=reservation.day,
-                quota_state=Message.QuotaState.RESERVED
-                if reservation.day
-                else Message.QuotaState.NONE,
+                conversation = _locked_conversation(user, conversation_id)
+                if subscribe is not None:
+                    subscribe(conversation.id)
+                _check_not_busy(conversation)
+            model = _model_for_send(user, model_slug, conversation)
+            team = _team_for_send(user, team_choice, conversation)
+            reservation = _reserve(user, plan, model, content, client_ip, team)
+            conversation.chat_model = model
+            conversation.team = team
+            if conversation_id is None:
+                conversation.save(force_insert=True)
+            else:
+                # One UPDATE for this send's model and team and for the time
+                # that orders the conversation list.
+                conversation.updated_at = timezone.now()
+                Conversation.objects.filter(pk=conversation.pk).update(
+                    chat_model=model, team=team, updated_at=conversation.updated_at
+                )
+            if conversation_id is None and branch is None:
+                question, parent = None, None  # the first message of a new conversation
+            else:
+                question, parent = tree.resolve(conversation, branch)
+            user_message, assistant_message = _store_messages(
+                conversation, question, parent, content, client_id, model, reservation
             )
-            Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
             # robust: a broker that cannot take the task (Redis down) does not
             # turn the stored send into an error; the sweeper enqueues it again.
             transaction.on_commit(
@@ -174,19 +177,70 @@ def accept_message(
         conversation.id,
         assistant_message.id,
     )
-    quota = quotas.status_for(user, model.model_class).as_dict()
+    quota = reservation.status.as_dict()
     return Accepted(conversation, user_message, assistant_message, duplicate=False, quota=quota)
 
 
-def _reserve(user, model, content, client_ip, team):
+def _store_messages(conversation, question, parent, content, client_id, model, reservation):
+    """Insert the question, unless a regenerate reuses one, and its queued reply.
+
+    Returns (question, reply). A new question and its reply go in one INSERT.
+    """
+    if question is None:
+        user_message = Message(
+            conversation=conversation,
+            parent=parent,
+            role=Message.Role.USER,
+            status=Message.Status.COMPLETE,
+            content=content,
+            client_id=client_id,
+        )
+    else:
+        # A regenerate: the question exists, the new reply carries the client_id.
+        user_message = question
+    assistant_message = Message(
+        conversation=conversation,
+        parent=user_message,
+        client_id=client_id if question is not None else None,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.QUEUED,
+        chat_model=model,
+        model=catalog.model_id_for(model),
+        quota_subject=reservation.subject,
+        quota_class=reservation.model_class,
+        quota_day=reservation.day,
+        quota_state=Message.QuotaState.RESERVED if reservation.day else Message.QuotaState.NONE,
+    )
+    if question is not None:
+        assistant_message.save(force_insert=True)
+        return user_message, assistant_message
+
+    Message.objects.bulk_create([user_message, assistant_message])
+    if assistant_message.created_at <= user_message.created_at:
+        # Both timestamps are read from the clock while the INSERT is built.
+        # The reply must sort after its question, because the next send
+        # follows the newest message, so a tie or a clock step back costs
+        # one more UPDATE.
+        assistant_message.created_at = user_message.created_at + timedelta(microseconds=1)
+        Message.objects.filter(pk=assistant_message.pk).update(
+            created_at=assistant_message.created_at
+        )
+    return user_message, assistant_message
+
+
+def _reserve(user, plan, model, content, client_ip, team):
+    history = _SendHistory()
     try:
+        # No savepoint: a refusal rolls back the whole send.
         reservation = quotas.reserve(
             user,
             model.model_class,
-            in_flight_count=_in_flight_count,
-            recent_sends=_recent_sends,
+            savepoint=False,
+            in_flight_count=history.in_flight_count,
+            recent_sends=history.recent_sends,
             content_length=len(content),
             client_ip=client_ip,
+            plan=plan,
         )
         if team is not None:
             budgets.check(user, team)
@@ -197,7 +251,7 @@ def _reserve(user, model, content, client_ip, team):
         if blocked.code != "invalid_input":
             error.block = {
                 "team": team,
-                "plan": user.effective_plan_slug(),
+                "plan": plan,
                 "model_class": model.model_class,
                 "code": blocked.code,
             }
@@ -210,18 +264,17 @@ def _team_for_send(user, team_choice, conversation) -> Team | None:
     A member of any team bills every send to one of their teams, because the
     team plan's limits rely on the team budget; only people in no team bill nobody.
     """
-    teams = Team.objects.filter(memberships__user=user).order_by("memberships__joined_at")
+    teams = access.teams_of(user)
     if team_choice is DEFAULT_TEAM:
-        if conversation.team_id is not None and teams.filter(pk=conversation.team_id).exists():
-            return conversation.team
-        return teams.first()
+        kept = next((team for team in teams if team.pk == conversation.team_id), None)
+        return kept or (teams[0] if teams else None)
     if team_choice is None:
-        if teams.exists():
+        if teams:
             raise ChatError(
                 "invalid_input", _("Pick one of your teams to bill this conversation to.")
             )
         return None
-    team = teams.filter(pk=team_choice).first()
+    team = next((team for team in teams if team.pk == team_choice), None)
     if team is None:
         raise ChatError(
             "invalid_input",
@@ -230,10 +283,42 @@ def _team_for_send(user, team_choice, conversation) -> Team | None:
     return team
 
 
-def _in_flight_count(user) -> int:
-    return Message.objects.filter(
-        conversation__owner=user, role=Message.Role.ASSISTANT, status__in=Message.IN_FLIGHT
-    ).count()
+class _SendHistory:
+    """The user's replies in flight and recent sends, read in one query for quotas.reserve.
+
+    quotas.reserve calls `in_flight_count` with the user's row locked, then
+    `recent_sends` if the plan has a per-minute limit. The first call reads
+    both. It reads sends from SLACK more than a minute back, because reserve
+    takes its `since` from the clock a moment before that call. A `since`
+    older than what was read costs a query of its own.
+    """
+
+    SLACK = timedelta(seconds=5)
+
+    def __init__(self):
+        self._since = None
+        self._send_times = []
+
+    def in_flight_count(self, user) -> int:
+        self._since = timezone.now() - quotas.MINUTE - self.SLACK
+        in_flight = Q(role=Message.Role.ASSISTANT, status__in=Message.IN_FLIGHT)
+        recent = Q(role=Message.Role.USER, created_at__gte=self._since)
+        # The WHERE clause keeps the query to those rows, not all the user's messages.
+        found = (
+            Message.objects.filter(conversation__owner=user)
+            .filter(in_flight | recent)
+            .aggregate(
+                in_flight=Count("pk", filter=in_flight),
+                send_times=ArrayAgg("created_at", filter=recent, order_by="created_at", default=[]),
+            )
+        )
+        self._send_times = found["send_times"]
+        return found["in_flight"]
+
+    def recent_sends(self, user, since) -> list:
+        if self._since is None or since < self._since:
+            return _recent_sends(user, since)
+        return [moment for moment in self._send_times if moment >= since]
 
 
 def _recent_sends(user, since) -> list:
@@ -278,22 +363,32 @@ def _find_duplicate(user, client_id) -> Accepted | None:
     return Accepted(user_message.conversation, user_message, assistant_message, duplicate=True)
 
 
-def _conversation_for_send(user, conversation_id, new_conversation_id, content) -> Conversation:
-    if conversation_id is None:
-        return Conversation.objects.create(
-            id=new_conversation_id or uuid.uuid4(), owner=user, title=title_from_content(content)
-        )
-
+def _locked_conversation(user, conversation_id) -> Conversation:
     try:
-        conversation = Conversation.objects.select_for_update().get(
+        return Conversation.objects.select_for_update().get(
             pk=conversation_id, owner=user, deleted_at__isnull=True
         )
     except (Conversation.DoesNotExist, ValueError):
         raise ChatError("not_found") from None
-    interrupt_stale_replies(conversation)
-    if conversation.messages.filter(status__in=Message.IN_FLIGHT).exists():
+
+
+def _check_not_busy(conversation):
+    """Raise `busy` while a message of the conversation is queued or streaming.
+
+    Replies whose worker was lost are interrupted first. One query counts the
+    messages in flight and the stale replies among them. Only a stale reply
+    costs the sweeper's queries.
+    """
+    in_flight = conversation.messages.filter(status__in=Message.IN_FLIGHT)
+    stale = Q(role=Message.Role.ASSISTANT) & sweeper.stale_condition(timezone.now())
+    found = in_flight.aggregate(total=Count("pk"), stale=Count("pk", filter=stale))
+    if found["stale"]:
+        interrupt_stale_replies(conversation)
+        busy = in_flight.exists()
+    else:
+        busy = found["total"] > 0
+    if busy:
         raise ChatError("busy")
-    return conversation
 
 
 def interrupt_stale_replies(conversation) -> list[Message]:

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.db.models import Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Q, Sum
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
@@ -61,10 +60,22 @@ def spent(team: Team, since: datetime, user=None) -> Decimal:
     records = UsageRecord.objects.filter(team=team, created_at__gte=since)
     if user is not None:
         records = records.filter(user=user)
+    return Decimal(records.aggregate(total=_spend_sum(team))["total"] or 0)
+
+
+def spent_by_team_and_member(team: Team, since: datetime, user) -> tuple[Decimal, Decimal]:
+    """Return what the whole team and what `user` in it have used since `since`, in one query."""
+    totals = UsageRecord.objects.filter(team=team, created_at__gte=since).aggregate(
+        team=_spend_sum(team), member=_spend_sum(team, Q(user=user))
+    )
+    return Decimal(totals["team"] or 0), Decimal(totals["member"] or 0)
+
+
+def _spend_sum(team: Team, condition=None) -> Sum:
+    """Return the sum of ledger rows in the team's unit; it is NULL over no rows."""
     if team.budget_unit == Team.BudgetUnit.TOKENS:
-        total = records.aggregate(total=Coalesce(Sum(UsageRecord.total_tokens()), 0))["total"]
-        return Decimal(total)
-    return records.aggregate(total=Sum("cost_usd"))["total"] or Decimal(0)
+        return Sum(UsageRecord.total_tokens(), filter=condition)
+    return Sum("cost_usd", filter=condition)
 
 
 def team_status(team: Team, now=None) -> BudgetStatus:
@@ -102,22 +113,29 @@ def check(user, team: Team, now=None) -> None:
     """Raise QuotaExceeded when the team's budget or the user's cap in it is used up.
 
     Call inside the send's transaction: the team's row is locked until it ends.
+    The membership is read in the statement that takes the lock, so a member
+    removed before the lock is refused.
     """
     now = now or timezone.now()
-    team = Team.objects.select_for_update().get(pk=team.pk)
-    membership = Membership.objects.filter(team=team, user=user).first()
+    membership = (
+        Membership.objects.select_related("team")
+        .select_for_update(of=("team",))
+        .filter(team_id=team.pk, user=user)
+        .first()
+    )
     if membership is None:
         raise quotas.QuotaExceeded(
             "not_team_member",
             _("You are no longer a member of the team “%(team)s”. Pick another team.")
             % {"team": team.name},
         )
-    membership.team = team
+    team = membership.team
     resets_at = next_month_start(now)
     retry_after = int((resets_at - now).total_seconds()) + 1
     resets_on = formats.date_format(resets_at.date(), "DATE_FORMAT")
 
-    status = team_status(team, now)
+    team_spent, member_spent = spent_by_team_and_member(team, month_start(now), user)
+    status = BudgetStatus(team.budget_unit, team.monthly_budget, team_spent, resets_at.date())
     if status.exhausted:
         raise quotas.QuotaExceeded(
             "team_budget_exhausted",
@@ -132,7 +150,9 @@ def check(user, team: Team, now=None) -> None:
             },
             retry_after=retry_after,
         )
-    mine = member_status(membership, now)
+    mine = BudgetStatus(
+        team.budget_unit, membership.effective_cap(), member_spent, resets_at.date()
+    )
     if mine.exhausted:
         raise quotas.QuotaExceeded(
             "team_member_cap",
