@@ -248,6 +248,8 @@ LANGUAGES = [
     ("zh-hans", _("Simplified Chinese")),
 ]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# Chinese numbers grouped by three with a comma (chatsite/formats/zh_Hans).
+FORMAT_MODULE_PATH = ["chatsite.formats"]
 TIME_ZONE = env.str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True

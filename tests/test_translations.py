@@ -2,9 +2,12 @@
 
 import shutil
 import subprocess
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from django.template import Context, Template
+from django.utils import translation
 
 CATALOG = Path(__file__).resolve().parent.parent / "locale" / "zh_Hans" / "LC_MESSAGES"
 
@@ -29,3 +32,13 @@ def test_compiled_catalog_up_to_date(tmp_path):
         ["msgfmt", "--check", "-o", str(compiled), str(CATALOG / "django.po")], check=True
     )
     assert compiled.read_bytes() == (CATALOG / "django.mo").read_bytes()
+
+
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_numbers_grouped_by_thousands(language):
+    template = Template('{{ count|floatformat:"0g" }} {{ cost|floatformat:"4g" }}')
+
+    with translation.override(language):
+        rendered = template.render(Context({"count": 4274, "cost": Decimal("1234.5")}))
+
+    assert rendered == "4,274 1,234.5000"
