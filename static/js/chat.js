@@ -484,12 +484,27 @@ function addMessage(message) {
 
 // ---- Scrolling -------------------------------------------------------------
 
+// Whether the list follows the end of the conversation as replies grow. Scrolling up
+// turns it off, and scrolling back to the bottom or sending turns it on again.
+let following = true;
+
 function isNearBottom() {
   return list.scrollHeight - list.scrollTop - list.clientHeight < 80;
 }
 
-function keepScrolled(wasNearBottom) {
-  if (wasNearBottom) list.scrollTop = list.scrollHeight;
+list.addEventListener("scroll", () => {
+  following = isNearBottom();
+});
+
+// Scroll to the end while following. The Markdown renderer draws new text in the next
+// animation frame, so the list scrolls again in a frame callback requested after the
+// renderer's, which therefore runs after the text is drawn.
+function keepScrolled() {
+  if (!following) return;
+  list.scrollTop = list.scrollHeight;
+  window.requestAnimationFrame(() => {
+    if (following) list.scrollTop = list.scrollHeight;
+  });
 }
 
 // ---- Composer --------------------------------------------------------------
@@ -708,7 +723,8 @@ function onAccepted(frame) {
   paintBranch();
   updateQuota(frame.quota);
   // Sending always brings the new exchange into view.
-  keepScrolled(true);
+  following = true;
+  keepScrolled();
   refreshControls();
 }
 
@@ -735,7 +751,6 @@ function onDelta(frame, kind) {
     requestSnapshot(view.id);
     return;
   }
-  const wasNearBottom = isNearBottom();
   view.seq = frame.seq;
   if (view.status === "queued") view.status = "streaming";
   if (kind === "reasoning") {
@@ -746,7 +761,7 @@ function onDelta(frame, kind) {
     view.content += frame.text;
   }
   paintAssistant(view);
-  keepScrolled(wasNearBottom);
+  keepScrolled();
   refreshControls();
 }
 
@@ -754,7 +769,6 @@ function onSnapshot(frame) {
   const view = state.messages.get(frame.message);
   if (!view) return;
   if (frame.seq < view.seq && IN_FLIGHT.has(frame.status)) return; // older than what is shown
-  const wasNearBottom = isNearBottom();
   view.seq = frame.seq;
   view.reasoning = frame.reasoning;
   view.content = frame.content;
@@ -766,7 +780,7 @@ function onSnapshot(frame) {
   if (frame.answer_started_at) view.answerStartedAt = serverMs(frame.answer_started_at);
   if (!IN_FLIGHT.has(view.status)) view.renderer.finish();
   paintAssistant(view);
-  keepScrolled(wasNearBottom);
+  keepScrolled();
   refreshControls();
 }
 
@@ -810,6 +824,7 @@ function onDone(frame) {
     view.renderer.finish();
   }
   paintAssistant(view);
+  keepScrolled();
   refreshControls();
   if (wasInFlight) announceEnd(view);
 }
@@ -893,7 +908,7 @@ window.addEventListener("online", () => {
 // ---- Start-up ------------------------------------------------------------------
 
 for (const message of data.messages) addMessage(message);
-list.scrollTop = list.scrollHeight;
+keepScrolled();
 paintQuota();
 const startQuota = selectedQuota();
 if (startQuota?.remaining === 0) {
