@@ -17,6 +17,7 @@ const composerError = root.querySelector("[data-composer-error]");
 const charCount = root.querySelector("[data-char-count]");
 const connectionState = root.querySelector("[data-connection-state]");
 const titleElement = root.querySelector("[data-chat-title]");
+const welcome = root.querySelector("[data-welcome]");
 const conversationList = root.querySelector("[data-conversation-list]");
 const modelSelect = root.querySelector("[data-model-select]");
 // Present for members of a team: the team the conversation is billed to.
@@ -468,7 +469,7 @@ function addMessage(message) {
   const view = createMessageView(message);
   view.error = message.error;
   state.messages.set(message.id, view);
-  list.querySelector("[data-welcome]")?.remove();
+  welcome.hidden = true;
   for (const button of list.querySelectorAll("[data-retry]")) button.hidden = true;
   registerInTree(view);
   paintBranch();
@@ -736,6 +737,28 @@ function addToSidebar(id, title) {
     }),
   );
 }
+
+// The conversation list (sidebar.js) deleted the open conversation: show a new, empty
+// chat in its place. A reply still being written is stopped, because nobody reads it.
+document.addEventListener("chat:conversation-deleted", (event) => {
+  if (event.detail.id !== state.conversation) return;
+  const reply = activeReply();
+  if (reply) socket.send({ type: "message.stop", message: reply.id });
+  for (const view of state.messages.values()) stopThinkingTimer(view);
+  state.conversation = null;
+  state.pending = null;
+  state.messages.clear();
+  state.children.clear();
+  state.shownChild.clear();
+  for (const element of list.querySelectorAll(":scope > article.message")) element.remove();
+  welcome.hidden = false;
+  following = true;
+  titleElement.textContent = strings.newChat;
+  document.title = "chatsite";
+  window.history.replaceState(null, "", "/chat/");
+  showComposerError("");
+  refreshControls();
+});
 
 function requestSnapshot(messageId) {
   if (!state.conversation) return;

@@ -13,6 +13,9 @@ const copyButton = dialog.querySelector("[data-share-copy]");
 const createButton = dialog.querySelector("[data-share-create]");
 const revokeButton = dialog.querySelector("[data-share-revoke]");
 const status = dialog.querySelector("[data-share-status]");
+// Present when the reader belongs to a team and the page opened with a conversation.
+const teamForm = document.getElementById("team-share-form");
+const teamSelect = dialog.querySelector("#share-team");
 
 let conversation = data.conversation;
 let share = data.share ?? { url: null, show_reasoning: false };
@@ -88,12 +91,26 @@ copyButton.addEventListener("click", async () => {
 // A conversation started on this page gets its tools once the server accepts it.
 document.addEventListener("chat:conversation-created", (event) => {
   if (conversation === event.detail.id) return;
+  const previous = conversation;
   conversation = event.detail.id;
   share = { url: null, show_reasoning: false };
   tools.hidden = false;
   for (const link of document.querySelectorAll("[data-export-link]")) {
     link.href = `/chat/${conversation}/export.${link.dataset.exportLink}`;
   }
+  // The team form is rendered for the conversation the page opened with.
+  if (teamForm && previous) {
+    teamForm.action = teamForm.action.replace(previous, conversation);
+    teamSelect.value = "";
+  }
+});
+
+// The open conversation was deleted from the list: the page shows a new chat, without tools.
+document.addEventListener("chat:conversation-deleted", (event) => {
+  if (conversation !== event.detail.id) return;
+  if (dialog.open) dialog.close();
+  exportMenu.open = false;
+  tools.hidden = true;
 });
 
 // The export menu closes on a click elsewhere, on a chosen link, or on Escape.

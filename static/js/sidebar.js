@@ -315,17 +315,24 @@ async function remove(item) {
     return;
   }
   const index = state.items.indexOf(item);
+  const wasOpen = item.id === state.current;
   state.items.splice(index, 1);
+  if (wasOpen) state.current = null;
   paint();
+  // The chat page (chat.js) and its header tools leave a deleted open conversation.
+  document.dispatchEvent(
+    new CustomEvent("chat:conversation-deleted", { detail: { id: item.id } }),
+  );
   showToast(format(strings.deleted, { title: item.title || strings.untitled }), async () => {
     await postJson(`/chat/api/conversations/${item.id}/restore/`);
+    // Reopen it, unless the reader has started another conversation since.
+    if (wasOpen && state.current === null) {
+      window.location.assign(`/chat/${item.id}/`);
+      return;
+    }
     state.items.splice(Math.min(index, state.items.length), 0, item);
     paint();
   });
-  if (item.id === state.current) {
-    // The open conversation is gone from the list; the page stays until Undo runs out.
-    toast.dataset.leaveTo = "/chat/";
-  }
 }
 
 let toastTimer = 0;
@@ -333,7 +340,6 @@ let toastTimer = 0;
 function showToast(text, undo) {
   clearTimeout(toastTimer);
   toast.replaceChildren();
-  delete toast.dataset.leaveTo;
   const message = document.createElement("span");
   message.textContent = text;
   toast.append(message);
@@ -346,7 +352,6 @@ function showToast(text, undo) {
     button.addEventListener("click", async () => {
       clearTimeout(toastTimer);
       toast.hidden = true;
-      delete toast.dataset.leaveTo;
       try {
         await undo();
       } catch (error) {
@@ -358,7 +363,6 @@ function showToast(text, undo) {
   toast.hidden = false;
   toastTimer = setTimeout(() => {
     toast.hidden = true;
-    if (toast.dataset.leaveTo) window.location.assign(toast.dataset.leaveTo);
   }, UNDO_SECONDS * 1000);
 }
 
