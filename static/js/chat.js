@@ -276,8 +276,8 @@ function createActions(view) {
   const switcher = document.createElement("span");
   switcher.className = "version-switcher";
   switcher.hidden = true;
-  const previous = actionButton("‹", strings.previousVersion, () => showSibling(view, -1));
-  const next = actionButton("›", strings.nextVersion, () => showSibling(view, 1));
+  const previous = symbolButton("‹", strings.previousVersion, () => showSibling(view, -1));
+  const next = symbolButton("›", strings.nextVersion, () => showSibling(view, 1));
   const position = document.createElement("span");
   position.className = "version-position";
   switcher.append(previous, position, next);
@@ -302,13 +302,22 @@ function createActions(view) {
   return bar;
 }
 
-function actionButton(text, label, onClick) {
+// A button named by its visible word. The longer text becomes its tooltip and accessible
+// description, so the accessible name starts with the visible label (WCAG 2.5.3).
+function actionButton(text, description, onClick) {
   const button = document.createElement("button");
   button.type = "button";
   button.className = "action-button";
   button.textContent = text;
-  if (label && label !== text) button.setAttribute("aria-label", label);
+  if (description && description !== text) button.title = description;
   button.addEventListener("click", onClick);
+  return button;
+}
+
+// A button that shows only a symbol, so its accessible name is the label.
+function symbolButton(symbol, label, onClick) {
+  const button = actionButton(symbol, null, onClick);
+  button.setAttribute("aria-label", label);
   return button;
 }
 
@@ -739,7 +748,7 @@ function addToSidebar(id, title) {
 }
 
 // The conversation list (sidebar.js) deleted the open conversation: show a new, empty
-// chat in its place. A reply still being written is stopped, because nobody reads it.
+// chat in its place. A reply still being written is stopped, because it would go unread.
 document.addEventListener("chat:conversation-deleted", (event) => {
   if (event.detail.id !== state.conversation) return;
   const reply = activeReply();

@@ -132,6 +132,43 @@ def test_every_control_has_name(browser, web_server, locale):
     assert page.js_errors == []
 
 
+def names_and_labels(page, selector):
+    """Return (accessible name, visible text) of each shown element matching `selector`."""
+    texts = page.locator(selector).evaluate_all(
+        "(nodes) => nodes.map((node) => node.innerText.trim())"
+    )
+    session = page.context.new_cdp_session(page)
+    root = session.send("DOM.getDocument", {"depth": 0})["root"]["nodeId"]
+    node_ids = session.send("DOM.querySelectorAll", {"nodeId": root, "selector": selector})
+    pairs = []
+    for node_id, text in zip(node_ids["nodeIds"], texts, strict=True):
+        backend_id = session.send("DOM.describeNode", {"nodeId": node_id})["node"]["backendNodeId"]
+        tree = session.send(
+            "Accessibility.getPartialAXTree", {"nodeId": node_id, "fetchRelatives": False}
+        )
+        node = next(node for node in tree["nodes"] if node.get("backendDOMNodeId") == backend_id)
+        if not node.get("ignored"):
+            pairs.append((node.get("name", {}).get("value", ""), text))
+    session.detach()
+    return pairs
+
+
+@pytest.mark.parametrize(("locale", "regenerate"), [("en-US", "Regenerate"), ("zh-CN", "重新生成")])
+def test_button_names_start_with_label(browser, web_server, locale, regenerate):
+    """Speech input users say what they see (WCAG 2.5.3, label in name)."""
+    page = new_page(browser, web_server, locale=locale)
+    stored_chat(page, f"label-in-name-{locale[:2]}@example.com")
+
+    pairs = names_and_labels(page, "button, summary")
+    # Buttons that show only a symbol (‹ › ⋯ × ?) carry their name in aria-label.
+    worded = [(name, text) for name, text in pairs if re.search(r"\w", text)]
+    assert len(worded) > 8
+    assert (regenerate, regenerate) in worded
+    mismatched = [(name, text) for name, text in worded if not name.startswith(text)]
+    assert mismatched == []
+    assert page.js_errors == []
+
+
 @pytest.mark.parametrize("path", ["/chat/preferences/", "/chat/import/"])
 def test_form_pages_controls_named(browser, web_server, path):
     page = new_page(browser, web_server)

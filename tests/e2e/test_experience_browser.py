@@ -189,7 +189,7 @@ def test_regenerate_and_edit_follow_branch(browser, web_server, simulator):
     expect(first).not_to_have_class(re.compile(r"in-flight"), timeout=30_000)
     first_answer = first.locator(".answer").inner_text()
 
-    first.get_by_role("button", name="Write a new answer to this question").click()
+    first.get_by_role("button", name="Regenerate", exact=True).click()
     expect(page.locator("article.message.assistant")).to_have_count(1)
     second = last_reply(page)
     expect(second.locator(".version-position")).to_have_text("2 / 2")
@@ -219,7 +219,7 @@ def test_regenerate_and_edit_follow_branch(browser, web_server, simulator):
 
     # Edit the follow-up: a second version of the question, and its own reply.
     question = page.locator("article.message.user").last
-    question.get_by_role("button", name="Edit this message and send it again").click()
+    question.get_by_role("button", name="Edit", exact=True).click()
     editor = question.locator(".edit-form textarea")
     editor.fill(f"Follow edited {marker}\n[sim rate=0 reasoning=3 answer=10]")
     question.get_by_role("button", name="Save and send").click()
