@@ -207,9 +207,10 @@ def invite_create(request, membership):
         )
     except TeamError as error:
         messages.error(request, str(error))
-    else:
-        messages.success(request, _("Invite link created. Copy it from the list below."))
-    return redirect("teams:detail", membership.team_id)
+        return redirect("teams:detail", membership.team_id)
+    messages.success(request, _("Invite link created. Copy it from the list below."))
+    # The list sits below the fold on most screens, so the page opens at it.
+    return redirect(reverse("teams:detail", args=[membership.team_id]) + "#invites-heading")
 
 
 @manager_required

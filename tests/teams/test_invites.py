@@ -220,7 +220,7 @@ def test_admin_creates_and_revokes_invite(client, owner):
     admin = add_member(team, "admin@example.com", role="admin")
     client.force_login(admin.user)
 
-    client.post(
+    created = client.post(
         reverse("teams:invite_create", args=[team.pk]),
         {"role": "admin", "max_uses": "", "expires_in_days": 3},
     )
@@ -228,6 +228,8 @@ def test_admin_creates_and_revokes_invite(client, owner):
     page = client.get(reverse("teams:detail", args=[team.pk])).content.decode()
     client.post(reverse("teams:invite_revoke", args=[team.pk, invite.pk]))
 
+    # The page opens at the list of links, which is below the fold.
+    assert created["Location"] == reverse("teams:detail", args=[team.pk]) + "#invites-heading"
     assert invite.role == "admin"
     assert invite.max_uses is None
     assert invite_url(invite) in page
