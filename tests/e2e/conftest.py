@@ -1,9 +1,14 @@
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
+# Playwright's `expect` waits 5 s by default. On a busy 2-core machine a page's
+# modules and socket have taken longer than that, which failed tests that pass
+# on a quiet one; a test that really fails now waits this long before it does.
+EXPECT_TIMEOUT_MS = 20_000
+expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
 
 @pytest.fixture(scope="module", autouse=True)
