@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 from accounts.models import User
 from chat.models import Conversation
 from tests.e2e.test_chat_browser import last_reply, new_page, screenshot, send, sign_up
+from tests.e2e.test_chat_flash_browser import member_with_conversation
 from tests.e2e.test_conversation_list_browser import seed
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e, pytest.mark.browser]
@@ -100,4 +101,29 @@ def test_send_after_deleting_open_one(browser, web_server):
     expect(page).to_have_url(re.compile(rf"/chat/{fresh.id}/$"))
     opened.refresh_from_db()
     assert opened.deleted_at is None
+    assert page.js_errors == []
+
+
+def test_team_share_follows_new_conversation(browser, web_server):
+    page = new_page(browser, web_server)
+    team, old = member_with_conversation(page, "team-follow@example.com")
+    open_chat(page, old)
+
+    delete_from_list(page, old)
+    send(page, "A new plan\n[sim rate=0 reasoning=5 answer=10]")
+    expect(last_reply(page)).not_to_have_class(re.compile(r"in-flight"), timeout=20_000)
+    fresh = Conversation.objects.exclude(pk=old.pk).get(owner__email="team-follow@example.com")
+    expect(page).to_have_url(re.compile(rf"/chat/{fresh.id}/$"))
+
+    # The team form was rendered for the deleted conversation: it must share the new one.
+    page.click("[data-share-open]")
+    expect(page.locator("#share-team")).to_have_value("")
+    page.select_option("#share-team", str(team.pk))
+    with page.expect_navigation():
+        page.click("[data-team-share-apply]")
+    expect(page).to_have_url(re.compile(rf"/chat/{fresh.id}/$"))
+    fresh.refresh_from_db()
+    old.refresh_from_db()
+    assert fresh.shared_with_team == team
+    assert old.shared_with_team is None
     assert page.js_errors == []
