@@ -309,7 +309,9 @@ def shared_conversation(request, membership, conversation_id):
 @login_required
 @require_POST
 def share(request, conversation_id):
-    conversation = get_object_or_404(Conversation, pk=conversation_id, owner=request.user)
+    conversation = get_object_or_404(
+        Conversation, pk=conversation_id, owner=request.user, deleted_at__isnull=True
+    )
     form = ShareForm(request.POST)
     team = None
     if form.is_valid() and form.cleaned_data["team"]:
@@ -320,6 +322,15 @@ def share(request, conversation_id):
         services.share_with_team(request.user, conversation, team)
     except TeamError as error:
         messages.error(request, str(error))
+    else:
+        if team is None:
+            messages.success(request, _("This conversation is no longer shared with a team."))
+        else:
+            messages.success(
+                request,
+                _("Shared with %(team)s: its members can read this conversation.")
+                % {"team": team.name},
+            )
     return redirect(conversation.get_absolute_url())
 
 

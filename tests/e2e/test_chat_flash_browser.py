@@ -100,9 +100,6 @@ def test_team_share_error_shown(browser, web_server, locale, language, viewport,
     assert page.js_errors == []
 
 
-# TODO: remove the xfail marker once teams.views.share adds a messages.success after
-# sharing. Strict, so this test fails as soon as the message is there.
-@pytest.mark.xfail(reason="teams.views.share sends no success message yet", strict=True)
 @pytest.mark.parametrize(
     ("viewport", "scheme", "name"),
     [(DESKTOP, "dark", "desktop-dark"), (PHONE, "light", "phone-light")],

@@ -275,9 +275,22 @@ def test_share_someone_elses_conversation_not_found(client, team_world):
 def test_unshare(client, team_world):
     _team, _people, target, shared = team_world
     client.force_login(target.user)
-    client.post(reverse("teams:share", args=[shared.pk]), {"team": ""})
+    response = client.post(reverse("teams:share", args=[shared.pk]), {"team": ""}, follow=True)
     shared.refresh_from_db()
     assert shared.shared_with_team is None
+    assert "no longer shared with a team" in response.content.decode()
+
+
+def test_share_deleted_conversation_not_found(client, team_world):
+    team, people, _target, _shared = team_world
+    deleted = make_conversation(people["member"], "Deleted")
+    Conversation.objects.filter(pk=deleted.pk).update(deleted_at=timezone.now())
+    client.force_login(people["member"])
+
+    response = client.post(reverse("teams:share", args=[deleted.pk]), {"team": team.pk})
+
+    assert response.status_code == 404
+    assert Conversation.objects.get(pk=deleted.pk).shared_with_team is None
 
 
 def test_guest_cannot_create_team(client):
