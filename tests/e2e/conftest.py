@@ -5,8 +5,7 @@ from playwright.sync_api import expect, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Playwright's `expect` waits 5 s by default. On a busy 2-core machine a page's
-# modules and socket have taken longer than that, which failed tests that pass
-# on a quiet one; a test that really fails now waits this long before it does.
+# socket has taken longer than that to connect, so the wait is longer here.
 EXPECT_TIMEOUT_MS = 20_000
 expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
