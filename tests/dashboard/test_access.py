@@ -54,6 +54,8 @@ def test_staff_see_every_page(client, ledger):
         assert client.get(url).status_code == 200, url
     conversation = ledger.rows[0].message.conversation
     assert client.get(reverse("dashboard:conversation", args=[conversation.pk])).status_code == 200
+    overview = client.get(reverse("dashboard:overview")).content.decode()
+    assert f'href="{reverse("chat:endpoint_health")}"' in overview
 
 
 def test_team_admin_sees_own_team_only(client, ledger):
@@ -76,6 +78,8 @@ def test_team_admin_sees_own_team_only(client, ledger):
     assert emails <= {"alice@example.com", "bob@example.com"}
     assert "carol@example.com" not in users.text
     assert "You see the usage billed to the teams you manage." in overview.text
+    # The endpoint health page is for staff, so its link is not offered.
+    assert reverse("chat:endpoint_health") not in overview.text
     # The team filter offers only the admin's own team.
     choices = dict(overview.context["form"].fields["team"].choices)
     assert ledger.other_team.pk not in choices
