@@ -53,7 +53,9 @@ class ChoosePasswordForm(SetPasswordMixin, forms.Form):
 
     def clean(self):
         self.validate_passwords()
-        self.validate_password_for_user(self.user)
+        # Django puts a weak password's errors under the confirmation field;
+        # they belong under the password the person chose.
+        self.validate_password_for_user(self.user, password_field_name="password1")
         return super().clean()
 
     def apply(self) -> User:

@@ -197,6 +197,8 @@ def test_bad_password_stores_nothing(client):
     like_email = choose_password(client, link, "fresh@example.com1")
 
     assert "too short" in short.content.decode()
+    assert "too short" in str(short.context["form"].errors["password1"])
+    assert "password2" not in short.context["form"].errors
     assert "The two password fields didn" in differ.content.decode()
     assert "too similar" in like_email.content.decode()
     for response in (short, differ, like_email):
