@@ -79,6 +79,8 @@ def test_shared_conversation_page(client, team_world, role):
     elif role in INSIDERS:
         assert response.status_code == 200
         assert "Shared plan" in response.content.decode()
+        # The sharer is named by the address the members table shows.
+        assert f"Shared by {shared.owner.email}, read only." in response.content.decode()
     else:
         assert response.status_code == 404
 
