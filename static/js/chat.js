@@ -79,6 +79,7 @@ function createMessageView(message) {
     reasoningStartedAt: serverMs(message.reasoning_started_at),
     answerStartedAt: serverMs(message.answer_started_at),
     timer: null,
+    lastFrameAt: Date.now(), // the resync watchdog's clock (ms, this browser's)
   };
 
   view.parentKey = message.parent ?? "root";
@@ -774,6 +775,38 @@ function requestSnapshot(messageId) {
   socket.send({ type: "conversation.open", conversation: state.conversation, message: messageId });
 }
 
+// ---- Resync watchdog ----------------------------------------------------------
+// A reply's end reaches the page as one `message.done` event. When that event is lost
+// (a worker killed between storing the outcome and broadcasting it, a Redis pub/sub
+// blip), the reply would look in flight until a reload. So a reply that is queued or
+// streaming and has had no frame about it for RESYNC_SECONDS gets a snapshot request.
+// The server sends the stored state back, and its conversation.open also ends a
+// reply whose worker is lost as `interrupted`. One page-wide timer checks every
+// WATCHDOG_CHECK_SECONDS, so a resync comes 20 to 25 s after the last frame.
+
+const RESYNC_SECONDS = 20;
+const WATCHDOG_CHECK_SECONDS = 5;
+
+// Called when a frame about the reply arrives or a snapshot of it is requested.
+function restartSilenceTimer(view) {
+  view.lastFrameAt = Date.now();
+}
+
+function resyncSilentReplies() {
+  // While the socket is down, the reconnect sends conversation.open for the whole
+  // conversation, which brings a snapshot of every in-flight reply.
+  if (!socket.isOpen) return;
+  const now = Date.now();
+  for (const view of state.messages.values()) {
+    if (view.role !== "assistant" || !IN_FLIGHT.has(view.status)) continue;
+    if (now - view.lastFrameAt < RESYNC_SECONDS * 1000) continue;
+    restartSilenceTimer(view);
+    requestSnapshot(view.id);
+  }
+}
+
+window.setInterval(resyncSilentReplies, WATCHDOG_CHECK_SECONDS * 1000);
+
 function onDelta(frame, kind) {
   const view = state.messages.get(frame.message);
   if (!view) return;
@@ -801,6 +834,8 @@ function onSnapshot(frame) {
   const view = state.messages.get(frame.message);
   if (!view) return;
   if (frame.seq < view.seq && IN_FLIGHT.has(frame.status)) return; // older than what is shown
+  // A snapshot ends the reply on screen when its `message.done` was lost.
+  const ends = IN_FLIGHT.has(view.status) && !IN_FLIGHT.has(frame.status);
   view.seq = frame.seq;
   view.reasoning = frame.reasoning;
   view.content = frame.content;
@@ -810,10 +845,15 @@ function onSnapshot(frame) {
   if (frame.server_time) clockOffset = Date.parse(frame.server_time) - Date.now();
   if (frame.reasoning_started_at) view.reasoningStartedAt = serverMs(frame.reasoning_started_at);
   if (frame.answer_started_at) view.answerStartedAt = serverMs(frame.answer_started_at);
-  if (!IN_FLIGHT.has(view.status)) view.renderer.finish();
+  if (!IN_FLIGHT.has(view.status)) {
+    // finish() renders the text it was last given and ignores later updates.
+    view.renderer.update(view.content);
+    view.renderer.finish();
+  }
   paintAssistant(view);
   keepScrolled();
   refreshControls();
+  if (ends) announceEnd(view);
 }
 
 function onStatus(frame) {
@@ -916,6 +956,8 @@ socket.addEventListener("open", () => {
   setConnectionState("");
   if (state.conversation) {
     socket.send({ type: "conversation.open", conversation: state.conversation });
+    // That request brings a snapshot of every in-flight reply, so no resync is due yet.
+    for (const view of state.messages.values()) restartSilenceTimer(view);
   }
   // A send that was cut off by the drop is repeated with the same client_id;
   // the server recognises it and does not store it twice.
@@ -929,6 +971,8 @@ socket.addEventListener("unauthenticated", () => {
 });
 
 socket.addEventListener("frame", (event) => {
+  const messageView = state.messages.get(event.detail.message);
+  if (messageView) restartSilenceTimer(messageView);
   const handler = handlers[event.detail.type];
   if (handler) handler(event.detail);
 });
