@@ -485,8 +485,7 @@ function addMessage(message) {
   paintBranch();
   if (view.role === "assistant") {
     if (view.status !== "streaming" && view.status !== "queued") {
-      view.renderer.update(view.content);
-      view.renderer.finish();
+      view.renderer.finish(view.content);
     }
     paintAssistant(view);
   }
@@ -845,11 +844,7 @@ function onSnapshot(frame) {
   if (frame.server_time) clockOffset = Date.parse(frame.server_time) - Date.now();
   if (frame.reasoning_started_at) view.reasoningStartedAt = serverMs(frame.reasoning_started_at);
   if (frame.answer_started_at) view.answerStartedAt = serverMs(frame.answer_started_at);
-  if (!IN_FLIGHT.has(view.status)) {
-    // finish() renders the text it was last given and ignores later updates.
-    view.renderer.update(view.content);
-    view.renderer.finish();
-  }
+  if (!IN_FLIGHT.has(view.status)) view.renderer.finish(view.content);
   paintAssistant(view);
   keepScrolled();
   refreshControls();
@@ -892,8 +887,7 @@ function onDone(frame) {
     // Some text never arrived here: fetch the stored reply.
     requestSnapshot(view.id);
   } else {
-    view.renderer.update(view.content);
-    view.renderer.finish();
+    view.renderer.finish(view.content);
   }
   paintAssistant(view);
   keepScrolled();

@@ -272,7 +272,8 @@ function hasLinkReferences(source) {
  *
  * update(fullText) takes the whole text so far and renders at most once per animation
  * frame. Complete top-level blocks are rendered once and appended, and only the last,
- * still growing block is rendered again. finish() renders synchronously, after which
+ * still growing block is rendered again. finish(fullText) takes the final text (or,
+ * without it, the last text given to update) and renders synchronously, after which
  * the element holds the same markup as renderMarkdown(fullText). Text that does not
  * start with the blocks already rendered as complete (an edited or restarted message)
  * starts over. Whatever the element contained before, such as a placeholder, stays until
@@ -332,11 +333,14 @@ export function createStreamRenderer(element) {
       }
     },
 
-    finish() {
+    finish(fullText) {
       if (finished) {
         return;
       }
       finished = true;
+      if (fullText !== undefined) {
+        source = normalizeSource(fullText);
+      }
       if (frame) {
         cancelAnimationFrame(frame);
         frame = 0;

@@ -389,6 +389,35 @@ def test_stream_random_slices(page, seed):
     assert result["actual"] == result["expected"]
 
 
+FINISH_WITH_TEXT = """
+async ({ early, final }) => {
+  const { createStreamRenderer, renderMarkdown } = window.markdown;
+  const target = document.getElementById("output");
+  const renderer = createStreamRenderer(target);
+  renderer.update(early);
+  await new Promise((resolve) => requestAnimationFrame(resolve));
+  renderer.finish(final);
+  renderer.update(early);
+  const normalize = (html) => {
+    const element = document.createElement("div");
+    element.innerHTML = html;
+    return element.innerHTML;
+  };
+  return { actual: target.innerHTML, expected: normalize(renderMarkdown(final)) };
+}
+"""
+
+
+def test_stream_finish_takes_final_text(page):
+    # A reply ended by a snapshot or a done event is finished with its stored text.
+    result = page.evaluate(
+        FINISH_WITH_TEXT, {"early": "First *part", "final": "First *part* and **the rest**."}
+    )
+
+    assert "<strong>the rest</strong>" in result["actual"]
+    assert result["actual"] == result["expected"]
+
+
 def test_stream_skipped_frames(page):
     cuts = _random_cuts(STREAM_TEXT, 4)
     result = page.evaluate(STREAM, {"text": STREAM_TEXT, "cuts": cuts, "checkEvery": 7})
